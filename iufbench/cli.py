@@ -1,0 +1,149 @@
+"""`iufbench` command line: parse arguments and call the engine, the data tools or the report."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from iufbench.errors import ConfigError, IufbenchError
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"seeds must be integers like 0,1,2, got '{text}'") from exc
+
+
+def _roots(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--root '{pair}' must look like SOURCE=PATH")
+        name, path = pair.split("=", 1)
+        out[name] = path
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iufbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run methods on a protocol and print the ACC/FM table")
+    run.add_argument("--protocol", default="demo", help="built-in protocol name or a .yaml path (default: demo)")
+    run.add_argument("--methods", default="all", type=_csv, help="comma-separated method names, or 'all'")
+    run.add_argument("--seeds", default=[0], type=_seeds, help="comma-separated seeds (default: 0)")
+    run.add_argument("--data-root", help="dataset root of a single-source protocol")
+    run.add_argument("--dataset", help="reader for a single-source protocol's root (see `iufbench list datasets`)")
+    run.add_argument("--root", action="append", default=[], metavar="SOURCE=PATH", help="root of one source")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (bf16 autocast on CUDA)")
+    run.add_argument("--schedule", default="fast", help="fast (CPU-sized, default) or paper (reference epochs)")
+    run.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
+    run.add_argument("--batch-size", type=int, help="training batch size")
+    run.add_argument("--lr", type=float, help="learning rate")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any method config key, e.g. --set model.neighbor_mask=[false,false,false]")
+    run.add_argument("--backbone", help="timm backbone name (default: the protocol's)")
+    run.add_argument("--backbone-weights", help="hub, pypi, random, or a timm state-dict file")
+    run.add_argument("--out", type=Path, default=Path("results"), help="folder for run directories")
+    run.add_argument("--run-id", help="name of the run directory (default: <protocol>-<time>)")
+    run.add_argument("--resume", action="store_true", help="continue --run-id from its last finished step")
+    run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
+    run.add_argument("--flip-auroc", action="store_true", help="reference-code quirk: report 1-AUROC when below 0.5")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    lst = sub.add_parser("list", help="list protocols, methods or datasets")
+    lst.add_argument("what", choices=["protocols", "methods", "datasets"])
+
+    data = sub.add_parser("data", help="dataset tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    synth = data_sub.add_parser("synth", help="write the synthetic dataset in MVTec layout")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--categories", type=_csv, help="comma-separated subset of the categories")
+    synth.add_argument("--size", type=int, help="image side in pixels")
+    synth.add_argument("--n-train", type=int)
+    synth.add_argument("--n-test-good", type=int)
+    synth.add_argument("--n-test-defect", type=int)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from iufbench.protocols import load_protocol  # noqa: PLC0415
+
+    backbone = {k: v for k, v in (("name", args.backbone), ("weights", args.backbone_weights)) if v}
+    protocol = load_protocol(args.protocol, data_root=args.data_root, roots=_roots(args.root), backbone=backbone,
+                             dataset=args.dataset)
+    if protocol.backbone.weights != "hub":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported: no 47 s hub retries
+    from iufbench import engine  # noqa: PLC0415
+    from iufbench.methods import METHODS  # noqa: PLC0415
+    from iufbench.report.summary import format_table, summarise_matrix  # noqa: PLC0415
+
+    methods = METHODS.names() if args.methods == ["all"] else args.methods
+    overrides = list(args.set)
+    for key, value in (("train.epochs", args.epochs), ("train.batch_size", args.batch_size), ("train.lr", args.lr)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    opts = engine.RunOptions(
+        methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
+        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
+        keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc,
+    )
+    run_dir = engine.run(protocol, opts)
+    summary = summarise_matrix(run_dir.read_matrix(), protocol.learned_at())
+    old_data = {m for m in methods if METHODS.get(m).sees_old_data}
+    print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
+          f"seeds {args.seeds}, results in {run_dir.path}")
+    print(format_table(summary, old_data))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    if args.what == "protocols":
+        from iufbench.protocols import list_protocols  # noqa: PLC0415
+
+        rows = list_protocols()
+    elif args.what == "methods":
+        from iufbench.methods import METHODS  # noqa: PLC0415
+
+        rows = [(n, METHODS.help(n)) for n in METHODS.names()]
+    else:
+        from iufbench.data import DATASETS  # noqa: PLC0415
+
+        rows = [(n, DATASETS.help(n)) for n in DATASETS.names()] + [
+            ("synthetic", "built-in generator (iufbench data synth), read as MVTec layout")
+        ]
+    width = max(len(n) for n, _ in rows)
+    for name, text in rows:
+        print(f"{name:<{width}}  {text}")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from iufbench.data.synth import SynthSpec, generate  # noqa: PLC0415
+
+    fields = {"categories": tuple(args.categories) if args.categories else None, "image_size": args.size,
+              "n_train": args.n_train, "n_test_good": args.n_test_good, "n_test_defect": args.n_test_defect}
+    spec = SynthSpec(seed=args.seed, **{k: v for k, v in fields.items() if v is not None})
+    out = generate(args.out, spec)
+    print(f"wrote {len(spec.categories)} synthetic objects to {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("timm").setLevel(logging.ERROR)
+    args = build_parser().parse_args(argv)
+    try:
+        {"run": cmd_run, "list": cmd_list, "data": cmd_data}[args.command](args)
+    except IufbenchError as exc:
+        print(f"iufbench: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

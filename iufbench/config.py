@@ -1,0 +1,89 @@
+"""Resolved method configuration: method YAML defaults <- schedule <- protocol <- CLI overrides.
+
+`methods/<name>.yaml` holds a method's hyper-parameters and its schedules (`fast`, the CPU-sized
+default, and `paper`, whose epochs and batch sizes come from the protocol's `paper_schedule`,
+i.e. the reference configs). After resolution `train.epochs` and `train.batch_size` are lists
+with one value per task, so a method reads `train["epochs"][step]`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from iufbench.errors import ConfigError
+from iufbench.protocols import Protocol
+from iufbench.resources import builtin_dir, builtin_names
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_method_yaml(name: str) -> dict[str, Any]:
+    """A method's YAML with its `extends:` chain merged in."""
+    path = builtin_dir("methods") / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no config methods/{name}.yaml for method '{name}'. Configs: {', '.join(builtin_names('methods'))}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    parent = raw.pop("extends", None)
+    return deep_merge(load_method_yaml(parent), raw) if parent else raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-3` -> (['train', 'lr'], 0.001); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like KEY.PATH=VALUE, e.g. train.lr=1e-3")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def apply_override(config: dict[str, Any], path: list[str], value: Any) -> None:
+    node = config
+    for i, key in enumerate(path):
+        if not isinstance(node, dict) or key not in node:
+            valid = sorted(node) if isinstance(node, dict) else []
+            raise ConfigError(f"unknown config key '{'.'.join(path[: i + 1])}'; valid here: {', '.join(valid)}")
+        if i == len(path) - 1:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def _per_task(value: Any, protocol: Protocol, key: str, schedule: str) -> list[int]:
+    n = len(protocol.tasks)
+    if value == "protocol":
+        if protocol.paper_schedule is None:
+            raise ConfigError(f"protocol {protocol.name} has no paper_schedule; use --schedule fast")
+        return [int(v) for v in protocol.paper_schedule[key]]
+    if isinstance(value, dict):
+        return [int(value["base"])] + [int(value["step"])] * (n - 1)
+    if isinstance(value, list):
+        if len(value) != n:
+            raise ConfigError(f"train.{key} of schedule '{schedule}' has {len(value)} values; protocol has {n} tasks")
+        return [int(v) for v in value]
+    return [int(value)] * n
+
+
+def resolve_method_config(method: str, protocol: Protocol, schedule: str = "fast",
+                          overrides: list[str] | None = None) -> dict[str, Any]:
+    """The full configuration a method runs with; recorded verbatim in record.json."""
+    raw = load_method_yaml(method)
+    schedules = raw.pop("schedules", {})
+    if schedule not in schedules:
+        raise ConfigError(f"method '{method}' has no schedule '{schedule}'; valid: {', '.join(sorted(schedules))}")
+    config = deep_merge(raw, schedules[schedule])
+    for text in overrides or []:
+        apply_override(config, *parse_override(text))
+    train = config["train"]
+    train["epochs"] = _per_task(train["epochs"], protocol, "epochs", schedule)
+    train["batch_size"] = _per_task(train["batch_size"], protocol, "batch_size", schedule)
+    config["schedule"] = schedule
+    return config

@@ -1,0 +1,215 @@
+"""The step loop: for each method and seed, train task by task, evaluate every object seen so far
+after each task, record the step x object matrix, checkpoint, and resume from the last finished step.
+
+The engine, not the method, decides which training images a method receives: only the current
+task's objects, unless the method class is registered as seeing old data (joint, replay).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from iufbench.config import resolve_method_config
+from iufbench.errors import ConfigError, IufbenchError
+from iufbench.feature_bank import FeatureBank
+from iufbench.features import FeatureExtractor
+from iufbench.methods import METHODS, Method, MethodContext, TrainTask
+from iufbench.metrics import object_metrics
+from iufbench.protocols import Protocol, resolve_objects
+from iufbench.records import RunDir, git_sha, host, versions
+from iufbench.report.summary import summarise_matrix
+
+
+@dataclass
+class RunOptions:
+    """Everything about a run that is not the protocol or a method's own config."""
+
+    methods: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    schedule: str = "fast"
+    overrides: list[str] = field(default_factory=list)
+    device: str = "auto"
+    out_dir: Path = Path("results")
+    run_id: str | None = None
+    resume: bool = False
+    progress: bool = True
+    eval_batch_size: int = 32
+    keep_all_checkpoints: bool = False
+    flip_auroc: bool = False  # the reference code's "1 - AUROC below 0.5"; off by default
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if name not in {"cpu"} and not name.startswith("cuda"):
+        raise ConfigError(f"unknown device '{name}'; use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Each step reseeds from (seed, step), so a resumed run draws the same random numbers."""
+    return seed * 1_000 + step + 1
+
+
+def _config_hash(configs: dict[str, Any], protocol: Protocol) -> str:
+    blob = json.dumps({"methods": configs, "protocol": protocol.hash()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, Any]], torch.device]:
+    """Everything that can fail on bad input, checked before any file is written."""
+    if not opts.methods:
+        raise ConfigError("no methods given; see `iufbench list methods`")
+    configs = {}
+    for name in opts.methods:
+        METHODS.get(name)
+        configs[name] = resolve_method_config(name, protocol, opts.schedule, opts.overrides)
+    return configs, pick_device(opts.device)
+
+
+def run(protocol: Protocol, opts: RunOptions) -> RunDir:
+    """Run every method x seed on the protocol; returns the run directory."""
+    configs, device = prepare(protocol, opts)
+    objects = resolve_objects(protocol)
+    extractor = FeatureExtractor(protocol.backbone)
+    t0 = time.perf_counter()
+    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress)
+    feature_seconds = time.perf_counter() - t0
+
+    run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir = RunDir(opts.out_dir / run_id)
+    config_hash = _config_hash(configs, protocol)
+    if run_dir.exists() and not opts.resume:
+        raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
+    if opts.resume and run_dir.exists():
+        record = run_dir.read_record()
+        if record["config_hash"] != config_hash:
+            raise ConfigError(
+                f"run {run_dir.path} was started with another configuration (protocol, methods, "
+                "schedule or overrides differ); resume with the same arguments or use a new --run-id"
+            )
+        record["status"] = "running"
+        record.setdefault("resumed", []).append(dt.datetime.now().isoformat(timespec="seconds"))
+    else:
+        record = {
+            "run_id": run_id, "status": "running", "created": dt.datetime.now().isoformat(timespec="seconds"),
+            "config_hash": config_hash, "protocol": {"name": protocol.name, "hash": protocol.hash(),
+                                                     "resolved": protocol.to_dict()},
+            "methods": configs, "seeds": opts.seeds, "schedule": opts.schedule, "overrides": opts.overrides,
+            "flip_auroc": opts.flip_auroc, "versions": versions(), "git_sha": git_sha(), "host": host(device),
+            "features": {"channels": bank.feature_shape[0], "grid": list(bank.feature_shape[1:]),
+                         "seconds": round(feature_seconds, 2)},
+            "steps": {},
+        }
+    run_dir.write_record(record)
+
+    try:
+        for method in opts.methods:
+            for seed in opts.seeds:
+                _run_one(method, seed, configs[method], protocol, bank, device, opts, run_dir, record)
+    except (IufbenchError, KeyboardInterrupt) as exc:
+        record["status"] = f"failed: {exc}" if isinstance(exc, IufbenchError) else "interrupted"
+        run_dir.write_record(record)
+        raise
+    run_dir.write_summary(summarise_matrix(run_dir.read_matrix(), protocol.learned_at()))
+    record["status"] = "complete"
+    run_dir.write_record(record)
+    return run_dir
+
+
+def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
+             device: torch.device, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
+    channels, h, w = bank.feature_shape
+    ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size,
+                        device=device, seed=seed, progress=opts.progress)
+    method_cls = METHODS.get(method_name)
+    seed_everything(seed)
+    method = method_cls(config, ctx)
+    rows: list[dict[str, Any]] = []
+    first_step = 0
+    done = run_dir.last_checkpoint(method_name, seed) if opts.resume else None
+    if done is not None:
+        last, payload = done
+        method.load_state_dict(payload["state"])
+        rows = payload["rows"]
+        first_step = last + 1
+    label_space: tuple[str, ...] = tuple(o for task in protocol.tasks[:first_step] for o in task)
+    key = f"{method_name}/seed{seed}"
+    for step in range(first_step, len(protocol.tasks)):
+        new = protocol.tasks[step]
+        label_space = label_space + new
+        visible = label_space if method_cls.sees_old_data else new
+        task = TrainTask(
+            step=step, new_objects=new, objects=visible, label_space=label_space,
+            features=torch.cat([bank[o].train for o in visible]),
+            labels=torch.cat([torch.full((len(bank[o].train),), label_space.index(o)) for o in visible]),
+        )
+        seed_everything(step_seed(seed, step))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        train_log = method.learn(task)
+        t1 = time.perf_counter()
+        rows.extend(evaluate(method, method_name, seed, step, label_space, bank, opts))
+        t2 = time.perf_counter()
+        record["steps"].setdefault(key, {})[str(step)] = {
+            "objects": list(new), "train_seconds": round(t1 - t0, 3), "eval_seconds": round(t2 - t1, 3),
+            "train_images": len(task.features), "train_log": train_log, "state_bytes": method.state_bytes(),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
+        }
+        run_dir.save_checkpoint(method_name, seed, step, {"state": method.state_dict(), "rows": rows},
+                                opts.keep_all_checkpoints)
+        run_dir.write_matrix(_other_rows(run_dir, method_name, seed) + rows)
+        run_dir.write_record(record)
+
+
+def _other_rows(run_dir: RunDir, method: str, seed: int) -> list[dict[str, Any]]:
+    """Rows of matrix.csv from other methods/seeds; this pair's rows come from its checkpoint."""
+    if not (run_dir.path / "matrix.csv").is_file():
+        return []
+    df = run_dir.read_matrix()
+    df = df[~((df["method"] == method) & (df["seed"] == seed))]
+    return df.to_dict("records")
+
+
+@torch.no_grad()
+def evaluate(method: Method, method_name: str, seed: int, step: int, seen: tuple[str, ...], bank: FeatureBank,
+             opts: RunOptions) -> list[dict[str, Any]]:
+    """Score the test set of every object seen so far; one row per (object, metric)."""
+    rows = []
+    for obj in tqdm(seen, desc=f"step {step} eval", disable=not opts.progress, leave=False):
+        data = bank[obj]
+        image_scores, maps = [], []
+        for start in range(0, len(data.test), opts.eval_batch_size):
+            scores = method.score(data.test[start : start + opts.eval_batch_size])
+            image_scores.append(scores.image.float().numpy())
+            if scores.maps is not None:
+                maps.append(scores.maps.float().numpy())
+        metrics = object_metrics(
+            np.concatenate(image_scores), data.labels,
+            np.concatenate(maps) if maps and data.masks is not None else None, data.masks,
+            flip_below_half=opts.flip_auroc,
+        )
+        rows.extend({"method": method_name, "seed": seed, "step": step, "object": obj, "metric": m,
+                     "value": float(v)} for m, v in metrics.items())
+    return rows

@@ -1,0 +1,89 @@
+"""The one interface between the engine and a method.
+
+A method is told about one task at a time and is asked to score features; nothing else. The
+engine owns the data and decides what a method may see: `TrainTask` holds only the current
+task's objects unless the method class is registered with `sees_old_data = True` (joint, replay).
+Anything a method needs from an earlier task (old weights, statistics) lives in its own state.
+"""
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from iufbench.errors import IufbenchError
+from iufbench.registry import Registry
+
+
+class TrainingError(IufbenchError):
+    """Training diverged (NaN/inf loss) or cannot start with the data it was given."""
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may know about the run before it sees any task."""
+
+    feature_channels: int
+    grid: tuple[int, int]  # feature map size (H, W)
+    image_size: tuple[int, int]  # evaluation resolution (H, W)
+    device: torch.device
+    seed: int
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """The training data of one step, as the engine allows the method to see it."""
+
+    step: int
+    new_objects: tuple[str, ...]  # objects introduced at this step
+    objects: tuple[str, ...]  # objects whose images are in `features` (== new_objects unless joint/replay)
+    label_space: tuple[str, ...]  # every object learned so far, in learning order (grows; for object heads)
+    features: torch.Tensor  # [N, C, H, W] cached backbone features
+    labels: torch.Tensor  # [N] index into label_space
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-image anomaly scores and per-pixel anomaly maps at the evaluation resolution."""
+
+    image: torch.Tensor  # [B]
+    maps: torch.Tensor | None  # [B, H, W], None for image-level-only methods
+
+
+class Method(ABC):
+    """Base class; subclasses register with `METHODS.register(name)`."""
+
+    sees_old_data: ClassVar[bool] = False
+    pixel_output: ClassVar[bool] = True
+    family: ClassVar[str] = "reconstruction"
+
+    def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
+        self.config, self.ctx = config, ctx
+
+    @abstractmethod
+    def learn(self, task: TrainTask) -> dict[str, float]:
+        """Train on one task; return a few numbers worth logging (e.g. final loss)."""
+
+    @abstractmethod
+    def score(self, features: torch.Tensor) -> Scores:
+        """Score a batch of test features; no object label is given (no task oracle)."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue after this step (checkpoint/resume)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def state_bytes(self) -> int:
+        """Bytes of state the method keeps between steps (weights, banks, statistics)."""
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        return buffer.tell()
+
+
+METHODS: Registry[type[Method]] = Registry("method")

@@ -1,0 +1,136 @@
+"""UniAD training and scoring from cached features; `uniad` fine-tunes step by step, `joint` retrains
+on everything seen so far (the upper bound, and the only way a method here sees old data).
+
+Subclasses (IUF, regularised baselines) change the loss or the update through the small hooks
+`loss`, `before_task`, `after_update` and `after_task`, and keep the loop, scoring and checkpoints.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainingError, TrainTask
+from iufbench.methods.uniad.torch_model import UniAD, UniADConfig, anomaly_map
+
+
+def image_score(maps: torch.Tensor, kind: str, kernel: int) -> torch.Tensor:
+    """UniAD's image score: max of the k x k average-pooled map (kind 'max'), or its mean."""
+    if kind == "mean":
+        return maps.flatten(1).mean(dim=1)
+    k = min(kernel, maps.shape[-2], maps.shape[-1])
+    return F.avg_pool2d(maps.unsqueeze(1), k, stride=1).flatten(1).max(dim=1).values
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Feature-grid maps [B, h, w] -> [B, H, W], bilinear with aligned corners (reference)."""
+    return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=True).squeeze(1)
+
+
+@METHODS.register("uniad", help="UniAD fine-tuned on each new task only (shows forgetting)")
+class UniADMethod(Method):
+    """UniAD reconstruction transformer trained with MSE on cached backbone features."""
+
+    def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
+        super().__init__(config, ctx)
+        model_cfg = UniADConfig(in_channels=ctx.feature_channels, grid=ctx.grid,
+                                **_tuples(config["model"]))
+        self.model = self.build_model(model_cfg).to(ctx.device)
+
+    def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
+        return UniAD(cfg)
+
+    # ---- hooks for subclasses -------------------------------------------------------------
+    def before_task(self, task: TrainTask) -> None:
+        """Called before the first update of a task."""
+
+    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        rec = self.model(features)
+        mse = F.mse_loss(rec, features)
+        return mse, {"mse": mse.item()}
+
+    def after_update(self) -> None:
+        """Called after every optimiser step."""
+
+    def after_task(self, task: TrainTask) -> None:
+        """Called after the last update of a task (e.g. to store statistics of it)."""
+
+    def parameters_to_train(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def make_optimizer(self, task: TrainTask) -> torch.optim.Optimizer:
+        train = self.config["train"]
+        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"],
+                                 weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))
+
+    # ---- the loop -------------------------------------------------------------------------
+    def learn(self, task: TrainTask) -> dict[str, float]:
+        train = self.config["train"]
+        epochs = int(train["epochs"][task.step])
+        batch_size = int(train["batch_size"][task.step])
+        features = task.features.to(self.ctx.device)
+        labels = task.labels.to(self.ctx.device)
+        n = len(features)
+        if n == 0:
+            raise TrainingError(f"step {task.step} has no training images for {', '.join(task.new_objects)}")
+        self.before_task(task)
+        optimizer = self.make_optimizer(task)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train["lr_step_epochs"],
+                                                    gamma=train["lr_gamma"])
+        per_epoch = max(n // batch_size, 1)  # drop_last, but never zero batches on tiny objects
+        autocast = self.ctx.device.type == "cuda"
+        self.model.train()
+        logs: dict[str, float] = {}
+        bar = tqdm(range(epochs), desc=f"step {task.step} train", disable=not self.ctx.progress, leave=False)
+        for epoch in bar:
+            order = torch.randperm(n, device=self.ctx.device)
+            for b in range(per_epoch):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss, logs = self.loss(features[idx], labels[idx])
+                if not math.isfinite(loss.item()):
+                    raise TrainingError(
+                        f"training loss became {loss.item()} at epoch {epoch + 1}, step {task.step} "
+                        f"({', '.join(task.new_objects)}); lower the learning rate (--lr) or check the data"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if train.get("clip_norm"):
+                    torch.nn.utils.clip_grad_norm_(self.parameters_to_train(), train["clip_norm"])
+                optimizer.step()
+                self.after_update()
+            scheduler.step()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        self.after_task(task)
+        return {"epochs": float(epochs), "loss": float(loss.item()), **logs}
+
+    @torch.no_grad()
+    def score(self, features: torch.Tensor) -> Scores:
+        self.model.eval()
+        features = features.to(self.ctx.device)
+        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.ctx.device.type == "cuda"):
+            rec = self.model(features)
+        maps = upsample(anomaly_map(features.float(), rec.float()), self.ctx.image_size)
+        score_cfg = self.config["score"]
+        return Scores(image=image_score(maps, score_cfg["image"], score_cfg["kernel"]).cpu(), maps=maps.cpu())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+
+
+@METHODS.register("joint", help="UniAD retrained on all objects seen so far (upper bound; sees old data)")
+class JointUniAD(UniADMethod):
+    """Upper bound: the engine hands it every seen object's training data at each step."""
+
+    sees_old_data = True
+
+
+def _tuples(cfg: dict[str, Any]) -> dict[str, Any]:
+    """YAML lists -> tuples for the frozen config dataclass."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}

@@ -1,0 +1,222 @@
+"""Protocols: declarative task streams (`protocols/*.yaml`) loaded, validated and hashed.
+
+A protocol names its data sources (dataset reader + root), the image size, the default backbone,
+and the ordered tasks: the base objects, then the objects added at each step. An object is
+written `name` when exactly one source holds it, or `source/name`. Everything is checked before
+any training: structure here (`load_protocol`), files on disk in `resolve_objects`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from iufbench.backbones import cache_dir
+from iufbench.data import DATASETS
+from iufbench.data.types import ObjectData
+from iufbench.errors import ConfigError, DataError
+from iufbench.features import BackboneSpec
+from iufbench.resources import builtin_dir, builtin_names
+
+_KEYS = {"description", "image_size", "backbone", "sources", "tasks", "paper_schedule"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset root read by one reader; `root` None means the user must pass it."""
+
+    name: str
+    dataset: str
+    root: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    image_size: tuple[int, int]
+    backbone: BackboneSpec
+    sources: dict[str, Source]
+    tasks: tuple[tuple[str, ...], ...]
+    paper_schedule: dict[str, list[int]] | None = None
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        """All objects in learning order."""
+        return tuple(o for task in self.tasks for o in task)
+
+    def learned_at(self) -> dict[str, int]:
+        return {o: step for step, task in enumerate(self.tasks) for o in task}
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def hash(self) -> str:
+        """Hash of the resolved protocol (roots included), recorded with every run."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def list_protocols() -> list[tuple[str, str]]:
+    """(name, description) of every built-in protocol."""
+    out = []
+    for name in builtin_names("protocols"):
+        raw = yaml.safe_load((builtin_dir("protocols") / f"{name}.yaml").read_text())
+        out.append((name, str(raw.get("description", "")).strip().splitlines()[0]))
+    return out
+
+
+def _protocol_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"}:
+        if not path.is_file():
+            raise ConfigError(f"protocol file {path} does not exist")
+        return path
+    path = builtin_dir("protocols") / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown protocol '{name_or_path}'. Valid: {', '.join(builtin_names('protocols'))} "
+            "(or a path to a .yaml file)"
+        )
+    return path
+
+
+def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[str, str] | None = None,
+                  backbone: dict[str, Any] | None = None, dataset: str | None = None) -> Protocol:
+    """Read and structurally validate a protocol; `data_root` / `dataset` set the root / reader of a
+    single-source protocol, `roots` sets roots by source name, `backbone` overrides backbone fields."""
+    path = _protocol_file(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"protocol {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"protocol {path} must be a mapping with keys {sorted(_KEYS)}")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ConfigError(f"protocol {path}: unknown keys {sorted(unknown)}; valid keys: {sorted(_KEYS)}")
+    for key in ("sources", "tasks", "image_size"):
+        if key not in raw:
+            raise ConfigError(f"protocol {path} has no '{key}'")
+    sources = _sources(path, raw["sources"], data_root, roots or {}, dataset)
+    tasks = _tasks(path, raw["tasks"], sources)
+    size = raw["image_size"]
+    image_size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+    spec = {**raw.get("backbone", {}), **(backbone or {})}
+    if "out_indices" in spec:
+        spec["out_indices"] = tuple(spec["out_indices"])
+    schedule = raw.get("paper_schedule")
+    if schedule is not None:
+        for key in ("epochs", "batch_size"):
+            if len(schedule.get(key, [])) != len(tasks):
+                raise ConfigError(f"protocol {path}: paper_schedule.{key} needs one value per task ({len(tasks)})")
+    return Protocol(name=path.stem, description=str(raw.get("description", "")).strip(),
+                    image_size=image_size, backbone=BackboneSpec(**spec), sources=sources,
+                    tasks=tasks, paper_schedule=schedule)
+
+
+def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
+             dataset_override: str | None) -> dict[str, Source]:
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"protocol {path}: 'sources' must map source names to {{dataset, root}}")
+    unknown_roots = set(roots) - set(raw)
+    if unknown_roots:
+        raise ConfigError(f"--root names unknown source(s) {sorted(unknown_roots)}; this protocol has {sorted(raw)}")
+    if (data_root is not None or dataset_override is not None) and len(raw) > 1:
+        raise ConfigError(f"protocol {path.stem} has several sources {sorted(raw)}; "
+                          "--data-root/--dataset apply to single-source protocols, use --root SOURCE=PATH")
+    sources = {}
+    for name, entry in raw.items():
+        entry = dict(entry)
+        dataset = dataset_override or entry.pop("dataset", None)
+        entry.pop("dataset", None)
+        if dataset != "synthetic":
+            DATASETS.get(dataset)  # unknown reader -> error listing valid ones
+        root = roots.get(name, data_root if data_root is not None else entry.pop("root", None))
+        entry.pop("root", None)
+        if root is None and dataset != "synthetic":
+            raise ConfigError(
+                f"protocol {path.stem} needs the dataset root of source '{name}' ({dataset}): "
+                "pass --data-root PATH (or --root NAME=PATH)"
+            )
+        sources[name] = Source(name=name, dataset=dataset, root=None if root is None else str(root), options=entry)
+    return sources
+
+
+def _tasks(path: Path, raw: Any, sources: dict[str, Source]) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"protocol {path}: 'tasks' must be a non-empty list of object lists")
+    seen: set[str] = set()
+    tasks = []
+    for i, task in enumerate(raw):
+        if not isinstance(task, list) or not task:
+            raise ConfigError(f"protocol {path}: task {i} is empty; every task needs at least one object")
+        for obj in task:
+            obj = str(obj)
+            if obj in seen:
+                raise ConfigError(f"protocol {path}: object '{obj}' appears twice; each object is learned once")
+            if "/" in obj and obj.split("/", 1)[0] not in sources:
+                raise ConfigError(f"protocol {path}: '{obj}' names unknown source; sources: {sorted(sources)}")
+            seen.add(obj)
+        tasks.append(tuple(str(o) for o in task))
+    return tuple(tasks)
+
+
+def source_root(source: Source) -> Path:
+    """The folder a source is read from; synthetic sources are generated on first use."""
+    if source.dataset == "synthetic":
+        from iufbench.data.synth import SynthSpec, ensure  # noqa: PLC0415
+
+        return ensure(SynthSpec(**_tuple_lists(source.options.get("spec", {}))), cache_dir() / "synth")
+    return Path(source.root).expanduser()
+
+
+def resolve_objects(protocol: Protocol) -> dict[str, ObjectData]:
+    """Check every object of the protocol on disk; object id -> its files. Raises before training."""
+    by_source: dict[str, dict[str, ObjectData]] = {}
+    wanted: dict[str, list[str]] = {name: [] for name in protocol.sources}
+    placement: dict[str, tuple[str, str]] = {}
+    listings = {name: _reader(src).list_objects(source_root(src)) for name, src in protocol.sources.items()}
+    for obj in protocol.objects:
+        if "/" in obj:
+            src, name = obj.split("/", 1)
+        else:
+            holders = [s for s, names in listings.items() if obj in names]
+            if len(holders) > 1:
+                raise ConfigError(f"object '{obj}' exists in sources {holders}; write it as SOURCE/{obj}")
+            src, name = (holders[0] if holders else next(iter(listings))), obj
+        if name not in listings[src]:
+            raise DataError(
+                f"unknown object '{name}' in source '{src}' ({source_root(protocol.sources[src])}). "
+                f"Valid: {', '.join(listings[src]) or 'none found'}"
+            )
+        wanted[src].append(name)
+        placement[obj] = (src, name)
+    for src, names in wanted.items():
+        if names:
+            source = protocol.sources[src]
+            by_source[src] = _reader(source).read(source_root(source), names, **_reader_options(source))
+    objects = {obj: by_source[src][name] for obj, (src, name) in placement.items()}
+    for obj, data in objects.items():
+        if not data.train:
+            raise DataError(f"object '{obj}' has no training images under {data.root}; expected train/good/*.png")
+        if not data.test:
+            raise DataError(f"object '{obj}' has no test images under {data.root}; expected test/<defect>/*.png")
+    return objects
+
+
+def _reader(source: Source):
+    return DATASETS.get("mvtec" if source.dataset == "synthetic" else source.dataset)
+
+
+def _reader_options(source: Source) -> dict[str, Any]:
+    return {} if source.dataset == "synthetic" else dict(source.options)
+
+
+def _tuple_lists(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}

@@ -1,0 +1,116 @@
+"""The run directory, the suite's product: every table, plot and check is computed from it alone.
+
+results/<run-id>/
+  record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory
+  matrix.csv      long format: method, seed, step, object, metric, value (rewritten after every step)
+  summary.csv     continual summaries per method, seed, metric (written when the run completes)
+  checkpoints/<method>/seed<k>/step<k>.pt   method state + the rows so far, for --resume
+
+Every file is written to a temporary name and renamed, so an interrupted run never leaves a
+half-written file behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+MATRIX_COLUMNS = ["method", "seed", "step", "object", "metric", "value"]
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that can change a number."""
+    out = {"python": platform.python_version()}
+    for pkg in ("iufbench", "torch", "torchvision", "timm", "numpy", "scikit-learn", "scipy", "pandas", "pillow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_sha() -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if res.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True,
+                           text=True, timeout=5).stdout.strip()
+    return res.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def host(device: torch.device) -> dict[str, Any]:
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": str(device),
+            "argv": sys.argv}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+class RunDir:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / "record.json"
+
+    def exists(self) -> bool:
+        return self.record_path.is_file()
+
+    def read_record(self) -> dict[str, Any]:
+        return json.loads(self.record_path.read_text())
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True, default=str))
+
+    def write_matrix(self, rows: list[dict[str, Any]]) -> None:
+        atomic_write(self.path / "matrix.csv", pd.DataFrame(rows, columns=MATRIX_COLUMNS).to_csv(index=False))
+
+    def read_matrix(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "matrix.csv")
+
+    def write_summary(self, summary: pd.DataFrame) -> None:
+        atomic_write(self.path / "summary.csv", summary.to_csv(index=False))
+
+    def checkpoint_dir(self, method: str, seed: int) -> Path:
+        return self.path / "checkpoints" / method / f"seed{seed}"
+
+    def save_checkpoint(self, method: str, seed: int, step: int, payload: dict[str, Any], keep_all: bool) -> None:
+        folder = self.checkpoint_dir(method, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"step{step}.pt"
+        tmp = folder / f".step{step}.pt.tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, target)
+        if not keep_all:
+            for old in folder.glob("step*.pt"):
+                if old != target:
+                    old.unlink()
+
+    def last_checkpoint(self, method: str, seed: int) -> tuple[int, dict[str, Any]] | None:
+        """(step, payload) of the last finished step of one method and seed, if any."""
+        found = sorted(self.checkpoint_dir(method, seed).glob("step*.pt"), key=lambda p: int(p.stem[4:]))
+        if not found:
+            return None
+        return int(found[-1].stem[4:]), torch.load(found[-1], map_location="cpu", weights_only=False)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class TestImage:
-    __test__ = False  # not a pytest test class, despite its name
-
     """One test image. `mask` is None for good images and for datasets without masks."""
+
+    __test__ = False  # not a pytest test class, despite its name
 
     path: Path
     label: int  # 0 = good, 1 = defective

@@ -1,0 +1,57 @@
+"""Shared fixtures: offline settings, a private cache, and a tiny synthetic dataset + protocol."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports timm: no hub retries
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Converted weights and generated datasets go to a per-session folder, not ~/.cache."""
+    path = tmp_path_factory.mktemp("iufbench-cache")
+    os.environ["IUFBENCH_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three synthetic objects at 64 px, a handful of images each (MVTec layout)."""
+    from iufbench.data.synth import SynthSpec, generate
+
+    spec = SynthSpec(categories=("fabric", "screw", "wood"), image_size=64, n_train=8,
+                     n_test_good=3, n_test_defect=3, seed=0)
+    return generate(tmp_path_factory.mktemp("tiny") / "data", spec)
+
+
+TINY_OVERRIDES = [
+    "train.epochs=1", "train.batch_size=4",
+    "model.hidden_dim=32", "model.dim_feedforward=64", "model.nhead=2",
+    "model.num_encoder_layers=1", "model.num_decoder_layers=1", "model.neighbor_size=[1,1]",
+]
+
+
+def write_protocol(folder: Path, root: Path, tasks: list[list[str]], name: str = "tiny",
+                   dataset: str = "mvtec", image_size: int = 64) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "description": "tiny test protocol",
+        "image_size": image_size,
+        "backbone": {"name": "tf_efficientnet_lite0", "weights": "pypi"},
+        "sources": {"data": {"dataset": dataset, "root": str(root)}},
+        "tasks": tasks,
+    }))
+    return path
+
+
+@pytest.fixture
+def tiny_protocol(tmp_path: Path, tiny_root: Path) -> Path:
+    return write_protocol(tmp_path, tiny_root, [["fabric", "screw"], ["wood"]])

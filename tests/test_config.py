@@ -1,0 +1,43 @@
+"""Method configs: schedule resolution and overrides."""
+from __future__ import annotations
+
+import pytest
+
+from iufbench.config import resolve_method_config
+from iufbench.errors import ConfigError
+from iufbench.protocols import load_protocol
+
+
+@pytest.fixture
+def demo():
+    return load_protocol("demo")
+
+
+def test_fast_schedule_gives_one_value_per_task(demo) -> None:
+    cfg = resolve_method_config("uniad", demo)
+    assert len(cfg["train"]["epochs"]) == len(demo.tasks) == len(cfg["train"]["batch_size"])
+    assert cfg["schedule"] == "fast"
+
+
+def test_overrides_reach_the_config_and_are_typed(demo) -> None:
+    cfg = resolve_method_config("joint", demo, overrides=["train.epochs=3", "train.lr=1e-3",
+                                                          "model.neighbor_mask=[false,false,false]"])
+    assert cfg["train"]["epochs"] == [3] * len(demo.tasks)
+    assert cfg["train"]["lr"] == pytest.approx(1e-3)
+    assert cfg["model"]["neighbor_mask"] == [False, False, False]
+
+
+@pytest.mark.parametrize("override, match", [
+    ("train.lrr=1", "unknown config key 'train.lrr'; valid here: .*lr"),
+    ("nonsense", "must look like KEY.PATH=VALUE"),
+])
+def test_bad_overrides(demo, override: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        resolve_method_config("uniad", demo, overrides=[override])
+
+
+def test_paper_schedule_needs_a_protocol_that_has_one(demo) -> None:
+    with pytest.raises(ConfigError, match="no paper_schedule"):
+        resolve_method_config("uniad", demo, "paper")
+    with pytest.raises(ConfigError, match="no schedule 'slow'"):
+        resolve_method_config("uniad", demo, "slow")

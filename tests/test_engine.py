@@ -1,0 +1,158 @@
+"""The step loop: full matrix, data access rules, resume, and bad input that leaves no results."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import TINY_OVERRIDES, write_protocol
+from iufbench.engine import RunOptions, run
+from iufbench.errors import ConfigError, DataError
+from iufbench.methods.base import TrainingError
+from iufbench.methods.uniad.method import UniADMethod
+from iufbench.metrics import OBJECT_METRICS
+from iufbench.protocols import load_protocol
+
+
+def _opts(out: Path, methods: list[str], **kw) -> RunOptions:
+    return RunOptions(methods=methods, overrides=list(TINY_OVERRIDES), out_dir=out, run_id="r",
+                      progress=False, **kw)
+
+
+@pytest.fixture
+def learn_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, tuple[str, ...], int]]:
+    """Records (class, step, objects, n_images) of every `learn` call."""
+    calls = []
+    original = UniADMethod.learn
+
+    def spy(self, task):
+        calls.append((type(self).__name__, task.step, task.objects, len(task.features)))
+        return original(self, task)
+
+    monkeypatch.setattr(UniADMethod, "learn", spy)
+    return calls
+
+
+def test_run_fills_the_full_matrix_and_record(tmp_path: Path, tiny_protocol: Path) -> None:
+    protocol = load_protocol(str(tiny_protocol))
+    run_dir = run(protocol, _opts(tmp_path, ["uniad"], seeds=[0, 1]))
+    matrix = run_dir.read_matrix()
+    for seed in (0, 1):
+        sub = matrix[(matrix.method == "uniad") & (matrix.seed == seed)]
+        assert set(sub[sub.step == 0].object) == {"fabric", "screw"}
+        assert set(sub[sub.step == 1].object) == {"fabric", "screw", "wood"}
+        assert set(sub.metric) == set(OBJECT_METRICS)
+        assert sub[sub.metric == "image_auroc"].value.between(0, 1).all()
+    record = json.loads((run_dir.path / "record.json").read_text())
+    assert record["status"] == "complete"
+    assert record["protocol"]["hash"] == protocol.hash()
+    assert record["methods"]["uniad"]["train"]["epochs"] == [1, 1]
+    assert {"torch", "timm", "numpy", "scikit-learn"} <= set(record["versions"])
+    step = record["steps"]["uniad/seed0"]["1"]
+    assert step["train_seconds"] > 0 and step["state_bytes"] > 0 and step["peak_rss_mb"] > 0
+    summary = pd.read_csv(run_dir.path / "summary.csv")
+    assert {"paper_acc", "paper_fm", "final_acc", "chaudhry_fm", "bwt"} <= set(summary.columns)
+
+
+def test_engine_hands_only_new_objects_unless_registered_for_old_data(
+        tmp_path: Path, tiny_protocol: Path, learn_calls: list) -> None:
+    run(load_protocol(str(tiny_protocol)), _opts(tmp_path, ["uniad", "joint"]))
+    seen = {(cls, step): (objs, n) for cls, step, objs, n in learn_calls}
+    assert seen[("UniADMethod", 0)] == (("fabric", "screw"), 16)
+    assert seen[("UniADMethod", 1)] == (("wood",), 8)
+    assert seen[("JointUniAD", 1)] == (("fabric", "screw", "wood"), 24)
+
+
+def test_resume_recomputes_nothing_and_matches_an_uninterrupted_run(
+        tmp_path: Path, tiny_root: Path, learn_calls: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    proto = load_protocol(str(write_protocol(tmp_path, tiny_root, [["fabric"], ["screw"], ["wood"]])))
+    full = run(proto, _opts(tmp_path / "full", ["uniad"])).read_matrix()
+
+    original = UniADMethod.after_task
+
+    def killed_in_step_2(self, task):
+        original(self, task)
+        if task.step == 2:
+            raise KeyboardInterrupt  # killed in step 2, after step 1 was checkpointed
+
+    monkeypatch.setattr(UniADMethod, "after_task", killed_in_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(proto, _opts(tmp_path / "cut", ["uniad"]))
+    assert json.loads((tmp_path / "cut" / "r" / "record.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(UniADMethod, "after_task", original)
+
+    learn_calls.clear()
+    resumed = run(proto, _opts(tmp_path / "cut", ["uniad"], resume=True)).read_matrix()
+    assert [step for _, step, _, _ in learn_calls] == [2]  # steps 0 and 1 came from the checkpoint
+    key = ["method", "seed", "step", "object", "metric"]
+    pd.testing.assert_frame_equal(full.sort_values(key).reset_index(drop=True),
+                                  resumed.sort_values(key).reset_index(drop=True))
+
+
+def test_resume_refuses_a_different_configuration(tmp_path: Path, tiny_protocol: Path) -> None:
+    proto = load_protocol(str(tiny_protocol))
+    run(proto, _opts(tmp_path, ["uniad"]))
+    with pytest.raises(ConfigError, match="exists; pass --resume"):
+        run(proto, _opts(tmp_path, ["uniad"]))
+    other = _opts(tmp_path, ["uniad"], resume=True)
+    other.overrides.append("train.lr=0.5")
+    with pytest.raises(ConfigError, match="another configuration"):
+        run(proto, other)
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path: Path, tiny_protocol: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def nan_loss(self, features, labels):
+        loss = (self.model(features) * float("nan")).mean()
+        return loss, {}
+
+    monkeypatch.setattr(UniADMethod, "loss", nan_loss)
+    with pytest.raises(TrainingError, match="loss became nan .* lower the learning rate"):
+        run(load_protocol(str(tiny_protocol)), _opts(tmp_path, ["uniad"]))
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["status"].startswith("failed")
+    assert not (tmp_path / "r" / "summary.csv").exists()
+
+
+def _copy_tiny(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage, error, match", [
+    ("corrupt_image", DataError, "cannot read image"),
+    ("mask_size", DataError, "mask .* but its image is"),
+    ("empty_object", DataError, "no images|no training images"),
+    ("unknown_object", DataError, "unknown object 'nope'.*Valid: fabric"),
+])
+def test_bad_input_fails_before_any_result_is_written(tmp_path: Path, tiny_root: Path, damage: str,
+                                                      error: type, match: str) -> None:
+    root = _copy_tiny(tiny_root, tmp_path / "data")
+    tasks = [["fabric"], ["wood"]]
+    if damage == "corrupt_image":
+        (root / "wood" / "train" / "good" / "003.png").write_bytes(b"not a png at all")
+    elif damage == "mask_size":
+        mask = next((root / "fabric" / "ground_truth").rglob("*_mask.png"))
+        Image.fromarray(np.zeros((10, 20), np.uint8)).save(mask)
+    elif damage == "empty_object":
+        (root / "empty").mkdir()
+        (root / "empty" / "train" / "good").mkdir(parents=True)
+        tasks = [["fabric"], ["empty"]]
+    elif damage == "unknown_object":
+        tasks = [["fabric"], ["nope"]]
+    proto = load_protocol(str(write_protocol(tmp_path, root, tasks)))
+    with pytest.raises(error, match=match):
+        run(proto, _opts(tmp_path / "out", ["uniad"]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_method_fails_before_anything(tmp_path: Path, tiny_protocol: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown method 'unaid'. Did you mean 'uniad'"):
+        run(load_protocol(str(tiny_protocol)), _opts(tmp_path / "out", ["unaid"]))
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,75 @@
+"""UniAD's transformer and scoring: shapes, neighbour mask, jitter, and that it learns."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from iufbench.methods.uniad.method import image_score, upsample
+from iufbench.methods.uniad.torch_model import UniAD, UniADConfig, anomaly_map, neighbor_allowed
+
+
+def _model(**kw) -> UniAD:
+    torch.manual_seed(0)
+    cfg = dict(in_channels=12, grid=(6, 6), hidden_dim=16, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+               dim_feedforward=32, neighbor_size=(3, 3))
+    return UniAD(UniADConfig(**{**cfg, **kw}))
+
+
+def test_neighbour_mask_hides_the_neighbourhood_and_the_token_itself() -> None:
+    allowed = neighbor_allowed((5, 5), (3, 3))
+    centre = 2 * 5 + 2
+    assert not allowed.diagonal().any()
+    assert allowed[centre].sum() == 25 - 9
+    assert allowed[0].sum() == 25 - 4  # corner: its neighbourhood is clipped by the border
+
+
+def test_a_mask_covering_the_whole_grid_is_refused() -> None:
+    try:
+        _model(grid=(3, 3), neighbor_size=(7, 7))
+    except ValueError as exc:
+        assert "covers the whole" in str(exc)
+    else:
+        raise AssertionError("expected a ValueError")
+
+
+def test_shapes_and_jitter_only_in_training() -> None:
+    model = _model(dropout=0.0)
+    x = torch.randn(4, 12, 6, 6)
+    model.eval()
+    assert model(x).shape == x.shape
+    assert torch.equal(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x))  # feature jitter draws new noise
+    quiet = _model(dropout=0.0, jitter_scale=0.0).train()
+    assert torch.equal(quiet(x), quiet(x))
+
+
+def test_training_reduces_reconstruction_error() -> None:
+    model = _model(dropout=0.0, jitter_scale=0.0)
+    x = torch.randn(8, 12, 6, 6)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    before = F.mse_loss(model(x), x).item()
+    for _ in range(100):
+        loss = F.mse_loss(model(x), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * before
+
+
+def test_image_score_is_the_max_of_the_pooled_map() -> None:
+    maps = torch.zeros(2, 64, 64)
+    maps[0, 10:26, 30:46] = 2.0  # a 16x16 patch: the pooled max is exactly its value
+    maps[1, 5, 5] = 100.0  # a single hot pixel: diluted by the 16x16 pooling
+    scores = image_score(maps, "max", 16)
+    assert scores[0] == 2.0 and abs(scores[1].item() - 100.0 / 256) < 1e-5
+    assert torch.allclose(image_score(maps, "mean", 16), maps.flatten(1).mean(1))
+
+
+def test_anomaly_map_is_the_channel_l2_upsampled() -> None:
+    feats, rec = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    rec[0, :, 0, 0] = torch.tensor([3.0, 4.0, 0.0])
+    amap = anomaly_map(feats, rec)
+    assert amap[0, 0, 0] == 5.0 and amap[0, 1, 1] == 0.0
+    big = upsample(amap, (8, 8))
+    assert big.shape == (1, 8, 8) and big[0, 0, 0] == 5.0 and big[0, -1, -1] == 0.0

@@ -70,8 +70,10 @@ def step_seed(seed: int, step: int) -> int:
     return seed * 1_000 + step + 1
 
 
-def _config_hash(configs: dict[str, Any], protocol: Protocol) -> str:
-    blob = json.dumps({"methods": configs, "protocol": protocol.hash()}, sort_keys=True, default=str)
+def _config_hash(configs: dict[str, Any], protocol: Protocol, flip_auroc: bool) -> str:
+    """What a resumed run must share with the original (seeds may be added)."""
+    blob = json.dumps({"methods": configs, "protocol": protocol.hash(), "flip_auroc": flip_auroc},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -90,23 +92,24 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     """Run every method x seed on the protocol; returns the run directory."""
     configs, device = prepare(protocol, opts)
     objects = resolve_objects(protocol)
+    run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir = RunDir(opts.out_dir / run_id)
+    config_hash = _config_hash(configs, protocol, opts.flip_auroc)
+    resuming = opts.resume and run_dir.exists()
+    if run_dir.exists() and not opts.resume:
+        raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
+    if resuming and run_dir.read_record()["config_hash"] != config_hash:
+        raise ConfigError(
+            f"run {run_dir.path} was started with another configuration (protocol, methods, "
+            "schedule or overrides differ); resume with the same arguments or use a new --run-id"
+        )
     extractor = FeatureExtractor(protocol.backbone)
     t0 = time.perf_counter()
     bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress)
     feature_seconds = time.perf_counter() - t0
 
-    run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    run_dir = RunDir(opts.out_dir / run_id)
-    config_hash = _config_hash(configs, protocol)
-    if run_dir.exists() and not opts.resume:
-        raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
-    if opts.resume and run_dir.exists():
+    if resuming:
         record = run_dir.read_record()
-        if record["config_hash"] != config_hash:
-            raise ConfigError(
-                f"run {run_dir.path} was started with another configuration (protocol, methods, "
-                "schedule or overrides differ); resume with the same arguments or use a new --run-id"
-            )
         record["status"] = "running"
         record.setdefault("resumed", []).append(dt.datetime.now().isoformat(timespec="seconds"))
     else:

@@ -73,3 +73,28 @@ def test_anomaly_map_is_the_channel_l2_upsampled() -> None:
     assert amap[0, 0, 0] == 5.0 and amap[0, 1, 1] == 0.0
     big = upsample(amap, (8, 8))
     assert big.shape == (1, 8, 8) and big[0, 0, 0] == 5.0 and big[0, -1, -1] == 0.0
+
+
+def test_cpu_dropout_keeps_the_expected_fraction_and_scale() -> None:
+    from iufbench.methods.uniad.torch_model import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = dropout(x, 0.1, True)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.005
+    assert abs(y.mean().item() - 1.0) < 0.01  # inverted dropout keeps the expectation
+    assert torch.equal(dropout(x, 0.1, False), x)
+
+
+def test_manual_attention_path_matches_fused_attention() -> None:
+    from iufbench.methods.uniad.torch_model import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 9, 4) for _ in range(3))
+    bias = torch.zeros(9, 9).masked_fill(~neighbor_allowed((3, 3), (1, 1)), float("-inf"))
+    fused = attention(q, k, v, bias, 0.0, False)
+    scores = (q @ k.transpose(-2, -1)) / 2.0 + bias
+    assert torch.allclose(fused, scores.softmax(-1) @ v, atol=1e-6)
+    torch.manual_seed(1)
+    dropped = attention(q, k, v, bias, 0.5, True)  # the CPU path with dropout
+    assert dropped.shape == fused.shape and not torch.allclose(dropped, fused)

@@ -36,8 +36,7 @@ class UniADMethod(Method):
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         super().__init__(config, ctx)
-        model_cfg = UniADConfig(in_channels=ctx.feature_channels, grid=ctx.grid,
-                                **_tuples(config["model"]))
+        model_cfg = UniADConfig.from_config(ctx.feature_channels, ctx.grid, config["model"])
         self.model = self.build_model(model_cfg).to(ctx.device)
 
     def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
@@ -129,8 +128,3 @@ class JointUniAD(UniADMethod):
     """Upper bound: the engine hands it every seen object's training data at each step."""
 
     sees_old_data = True
-
-
-def _tuples(cfg: dict[str, Any]) -> dict[str, Any]:
-    """YAML lists -> tuples for the frozen config dataclass."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}

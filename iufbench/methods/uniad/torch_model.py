@@ -3,7 +3,7 @@
 Shapes follow the reference (notes §2): tokens of C backbone channels -> Linear to `hidden_dim`,
 post-norm encoder, decoder with a learned query per layer ("layer-wise query"), Linear back to C.
 Attention uses `scaled_dot_product_attention`; the neighbour mask (a token may NOT attend to its
-k x k neighbourhood, itself included) is a boolean attention mask. Encoder queries can be
+k x k neighbourhood, itself included) is an additive (0 / -inf) attention mask. Encoder queries can be
 modulated element-wise by per-layer context tensors (`query_scale`), the hook IUF's
 Object-Aware Self-Attention uses; UniAD passes none.
 """
@@ -31,6 +31,12 @@ class UniADConfig:
     jitter_scale: float = 20.0
     jitter_prob: float = 1.0
 
+    @classmethod
+    def from_config(cls, in_channels: int, grid: tuple[int, int], model: dict) -> "UniADConfig":
+        """From a method YAML's `model:` block (lists become tuples)."""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}
+        return cls(in_channels=in_channels, grid=tuple(grid), **fields)
+
 
 def neighbor_allowed(grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """Bool [L, L]: True where attention is allowed, i.e. outside each token's neighbourhood."""
@@ -43,6 +49,43 @@ def neighbor_allowed(grid: tuple[int, int], size: tuple[int, int]) -> torch.Tens
     return ~near
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout`, except on the CPU, where `bernoulli_` is slow (a quarter of a training step):
+    there each int64 from the global generator gives four 15-bit uniforms (p rounded to 1/32768)."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(x.shape)
+    keep = (bits & 0x7FFF) >= round(p * 32768)
+    return x * keep / (1.0 - p)
+
+
+class Dropout(nn.Module):
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
+              p: float, training: bool) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v with dropout on the weights; `bias` is 0 / -inf.
+
+    Fused `scaled_dot_product_attention` everywhere except CPU training with dropout, where the
+    weights are dropped with the fast CPU `dropout` above.
+    """
+    if not (training and p > 0.0 and q.device.type == "cpu"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p if training else 0.0)
+    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    if bias is not None:
+        scores = scores + bias
+    return dropout(scores.softmax(dim=-1), p, True) @ v
+
+
 class Attention(nn.Module):
     """Multi-head attention with separate q/k/v inputs, batch-first tokens [B, L, D]."""
 
@@ -52,19 +95,16 @@ class Attention(nn.Module):
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                allowed: torch.Tensor | None = None) -> torch.Tensor:
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         b, lq, d = q.shape
         heads = lambda x: x.view(b, -1, self.nhead, d // self.nhead).transpose(1, 2)  # noqa: E731
-        out = F.scaled_dot_product_attention(
-            heads(self.q(q)), heads(self.k(k)), heads(self.v(v)), attn_mask=allowed,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
+        out = attention(heads(self.q(q)), heads(self.k(k)), heads(self.v(v)), bias, self.dropout, self.training)
         return self.out(out.transpose(1, 2).reshape(b, lq, d))
 
 
 class FeedForward(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
-        super().__init__(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+        super().__init__(nn.Linear(dim, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, dim))
 
     @property
     def linear2(self) -> nn.Linear:
@@ -79,13 +119,13 @@ class EncoderLayer(nn.Module):
         self.attn = Attention(d, cfg.nhead, cfg.dropout)
         self.ffn = FeedForward(d, cfg.dim_feedforward, cfg.dropout)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.drop1, self.drop2 = nn.Dropout(cfg.dropout), nn.Dropout(cfg.dropout)
+        self.drop1, self.drop2 = Dropout(cfg.dropout), Dropout(cfg.dropout)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor | None,
+    def forward(self, src: torch.Tensor, pos: torch.Tensor, bias: torch.Tensor | None,
                 query_scale: torch.Tensor | None = None) -> torch.Tensor:
         qk = src + pos
         q = qk if query_scale is None else qk * query_scale
-        src = self.norm1(src + self.drop1(self.attn(q, qk, src, allowed)))
+        src = self.norm1(src + self.drop1(self.attn(q, qk, src, bias)))
         return self.norm2(src + self.drop2(self.ffn(src)))
 
 
@@ -98,13 +138,13 @@ class DecoderLayer(nn.Module):
         self.attn2 = Attention(d, cfg.nhead, cfg.dropout)
         self.ffn = FeedForward(d, cfg.dim_feedforward, cfg.dropout)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.drop1, self.drop2, self.drop3 = (nn.Dropout(cfg.dropout) for _ in range(3))
+        self.drop1, self.drop2, self.drop3 = (Dropout(cfg.dropout) for _ in range(3))
 
     def forward(self, memory: torch.Tensor, previous: torch.Tensor, pos: torch.Tensor,
-                allowed1: torch.Tensor | None, allowed2: torch.Tensor | None) -> torch.Tensor:
+                bias1: torch.Tensor | None, bias2: torch.Tensor | None) -> torch.Tensor:
         query = self.query.unsqueeze(0).expand(memory.shape[0], -1, -1)
-        out = self.norm1(query + self.drop1(self.attn1(query + pos, memory + pos, memory, allowed1)))
-        out = self.norm2(out + self.drop2(self.attn2(out + pos, previous + pos, previous, allowed2)))
+        out = self.norm1(query + self.drop1(self.attn1(query + pos, memory + pos, memory, bias1)))
+        out = self.norm2(out + self.drop2(self.attn2(out + pos, previous + pos, previous, bias2)))
         return self.norm3(out + self.drop3(self.ffn(out)))
 
 
@@ -144,14 +184,15 @@ class UniAD(nn.Module):
                 f"neighbour mask {cfg.neighbor_size} covers the whole {cfg.grid} token grid; "
                 "use a larger image size, a smaller neighbor_size, or neighbor_mask off"
             )
-        self.register_buffer("allowed", allowed, persistent=False)
+        bias = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
+        self.register_buffer("attn_bias", bias, persistent=False)  # additive: cheaper than a bool mask
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
     def _mask(self, index: int) -> torch.Tensor | None:
-        return self.allowed if self.cfg.neighbor_mask[index] else None
+        return self.attn_bias if self.cfg.neighbor_mask[index] else None
 
     def jitter(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feature jitter: Gaussian noise scaled by each token's norm (training only)."""

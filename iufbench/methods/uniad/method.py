@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from iufbench.errors import ConfigError
 from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainingError, TrainTask
 from iufbench.methods.uniad.torch_model import UniAD, UniADConfig, anomaly_map
 
@@ -51,6 +52,9 @@ class UniADMethod(Method):
         mse = F.mse_loss(rec, features)
         return mse, {"mse": mse.item()}
 
+    def before_update(self) -> None:
+        """Called right before every optimiser step (gradients are ready)."""
+
     def after_update(self) -> None:
         """Called after every optimiser step."""
 
@@ -61,7 +65,13 @@ class UniADMethod(Method):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def make_optimizer(self, task: TrainTask) -> torch.optim.Optimizer:
+        """AdamW (the reference base task); `train.step_optimizer` may replace it in incremental steps."""
         train = self.config["train"]
+        step_opt = train.get("step_optimizer")
+        if task.step > 0 and step_opt:
+            if step_opt["name"] != "sgd":
+                raise ConfigError(f"train.step_optimizer.name must be 'sgd', got '{step_opt['name']}'")
+            return torch.optim.SGD(self.parameters_to_train(), lr=step_opt["lr"], momentum=0.0)
         return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"],
                                  weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))
 
@@ -99,6 +109,7 @@ class UniADMethod(Method):
                 loss.backward()
                 if train.get("clip_norm"):
                     torch.nn.utils.clip_grad_norm_(self.parameters_to_train(), train["clip_norm"])
+                self.before_update()
                 optimizer.step()
                 self.after_update()
             scheduler.step()

@@ -1,0 +1,172 @@
+"""IUF components: discriminator and growing head, OASA's effect, SCL's gradient and effect,
+the updating strategy's projection and pull, and checkpoint round trips."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_OVERRIDES
+from iufbench.config import resolve_method_config
+from iufbench.data.images import load_image
+from iufbench.data.mvtec import read_mvtec
+from iufbench.features import BackboneSpec, FeatureExtractor
+from iufbench.methods import METHODS, MethodContext, TrainTask
+from iufbench.methods.iuf.compression import RefcodeSCL, paper_scl, tail_share
+from iufbench.methods.iuf.updating import PullToOld, omega, projector
+from iufbench.protocols import load_protocol
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def feats(tiny_root: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Train and test features of the three tiny objects (64 px, Lite0)."""
+    extractor = FeatureExtractor(BackboneSpec())
+    out = {}
+    for name, data in read_mvtec(tiny_root).items():
+        train = np.stack([load_image(p, (64, 64)) for p in data.train])
+        test = np.stack([load_image(t.path, (64, 64)) for t in data.test])
+        out[name] = {"train": extractor.extract(train, CPU), "test": extractor.extract(test, CPU)}
+    return out
+
+
+def _method(name: str, feats, extra: list[str] = ()):
+    protocol = load_protocol("demo")  # only for the task count in schedule resolution
+    config = resolve_method_config(name, protocol, overrides=[*TINY_OVERRIDES, "model.hidden_dim=32",
+                                                               "oasa.dim_feedforward=32", "oasa.nhead=2", *extra])
+    c, h, w = next(iter(feats.values()))["train"].shape[1:]
+    torch.manual_seed(0)
+    return METHODS.get(name)(config, MethodContext(c, (h, w), (64, 64), CPU, 0, progress=False))
+
+
+def _task(step: int, new: tuple[str, ...], space: tuple[str, ...], feats) -> TrainTask:
+    x = torch.cat([feats[o]["train"] for o in new])
+    y = torch.cat([torch.full((len(feats[o]["train"]),), space.index(o)) for o in new])
+    return TrainTask(step=step, new_objects=new, objects=new, label_space=space, features=x, labels=y)
+
+
+def test_discriminator_learns_the_objects_and_its_head_grows(feats) -> None:
+    method = _method("iuf", feats, ["train.epochs=30", "loss.ce=1.0"])
+    base = ("fabric", "screw")
+    method.learn(_task(0, base, base, feats))
+    disc = method.model.discriminator
+    assert disc.num_classes == 2
+    with torch.no_grad():
+        for label, obj in enumerate(base):
+            _, logits = disc(feats[obj]["test"])
+            assert (logits.argmax(1) == label).float().mean() > 0.9, obj
+    old_rows = disc.head.weight.detach().clone()
+    method.before_task(_task(1, ("wood",), (*base, "wood"), feats))
+    assert disc.num_classes == 3
+    assert torch.equal(disc.head.weight[:2], old_rows)
+
+
+def test_zeroing_the_object_context_changes_the_reconstruction(feats, monkeypatch) -> None:
+    method = _method("iuf", feats)
+    method.before_task(_task(0, ("fabric",), ("fabric",), feats))
+    model = method.model.eval()
+    x = feats["fabric"]["test"][:4]
+    with torch.no_grad():
+        normal = model(x)
+        contexts, logits = model.discriminator(x)
+        monkeypatch.setattr(model.discriminator, "forward", lambda f: ([torch.zeros_like(c) for c in contexts], logits))
+        zeroed = model(x)
+    assert not torch.allclose(normal, zeroed, atol=1e-4)
+
+
+def test_compression_losses_have_a_gradient() -> None:
+    latent = torch.randn(8, 16, 12, requires_grad=True)
+    paper_scl(latent, keep=2).backward()
+    assert latent.grad.abs().sum() > 0
+    latent.grad = None
+    scl = RefcodeSCL(capacity=20, ratio=0.5)
+    scl(torch.randn(8, 16, 12))  # a first batch fills the FIFO, detached
+    scl(latent).backward()
+    assert latent.grad.abs().sum() > 0
+    assert len(scl.buffer) == 16 and not scl.buffer.requires_grad
+
+
+def test_scl_lowers_the_tail_singular_values_over_a_base_task(feats) -> None:
+    base = ("fabric", "screw", "wood")
+    shares = {}
+    for name, weight in (("iuf", ["loss.scl=10.0"]), ("iuf_no_scl", [])):
+        method = _method(name, feats, ["train.epochs=20", "scl.keep=2", *weight])
+        task = _task(0, base, base, feats)
+        method.learn(task)
+        with torch.no_grad():
+            latent = method.model.eval().forward_all(task.features).encoder
+        shares[name] = tail_share(latent, keep=2)
+    assert shares["iuf"] < shares["iuf_no_scl"]
+
+
+def test_omega_matches_the_reference_weights() -> None:
+    w = omega(256)
+    assert w[0] == 0 and w[-1] == 1
+    ref = torch.log(torch.arange(256, dtype=torch.float64) + 1) / math.log(256)  # ln(1+c)/ln 256, c=0..255
+    assert torch.allclose(w, ref)
+
+
+def test_projector_freezes_the_top_direction_and_frees_the_last() -> None:
+    torch.manual_seed(0)
+    y = torch.randn(50, 6, dtype=torch.float64) * torch.tensor([5.0, 3, 2, 1, 0.5, 0.1], dtype=torch.float64)
+    p = projector(y.T @ y)
+    eigenvalues, vectors = torch.linalg.eigh(y.T @ y)
+    top, last = vectors[:, -1], vectors[:, 0]
+    assert torch.allclose(top @ p, torch.zeros(6, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(last @ p, last, atol=1e-10)
+
+
+def test_updating_strategy_protects_the_top_old_direction(feats) -> None:
+    method = _method("iuf", feats, ["train.epochs=3"])
+    base = ("fabric", "screw")
+    method.learn(_task(0, base, base, feats))
+    layers = method.moments.layers
+    before = {n: (l.weight.detach().clone(), l.bias.detach().clone()) for n, l in layers.items()}
+    tops = {}
+    for name, moment in method.moments.moments.items():
+        values, vectors = torch.linalg.eigh(moment)
+        tops[name] = vectors[:, -1].float()
+    method.learn(_task(1, ("wood",), (*base, "wood"), feats))
+    for name, layer in layers.items():
+        dw = layer.weight.detach() - before[name][0]
+        db = layer.bias.detach() - before[name][1]
+        assert dw.abs().max() > 0, name  # the layer did change...
+        assert (tops[name] @ dw).abs().max() < 1e-4 * dw.abs().max() * dw.shape[0], name  # ...not along v1
+        assert (tops[name] @ db).abs() < 1e-4 * max(db.abs().max().item(), 1e-8) * db.shape[0], name
+
+
+def test_updating_strategy_is_inactive_in_the_base_task_and_in_the_ablation(feats) -> None:
+    method = _method("iuf_no_us", feats)
+    method.before_task(_task(1, ("wood",), ("fabric", "wood"), feats))
+    assert method.projection is None and method.pull is None
+    method = _method("iuf", feats)
+    method.before_task(_task(0, ("fabric",), ("fabric",), feats))
+    assert method.projection is None and method.pull is None
+
+
+def test_pull_moves_weights_toward_the_old_ones() -> None:
+    model = torch.nn.Linear(4, 4)
+    old = model.weight.detach().clone()
+    pull = PullToOld(model, beta=0.05)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    drift = (model.weight - old).norm().item()
+    pull()
+    assert (model.weight - old).norm().item() == pytest.approx(0.95 * drift)
+
+
+def test_state_round_trip_keeps_head_and_statistics(feats) -> None:
+    method = _method("iuf", feats)
+    base = ("fabric", "screw")
+    method.learn(_task(0, base, base, feats))
+    state = method.state_dict()
+    fresh = _method("iuf", feats)
+    fresh.load_state_dict(state)
+    assert fresh.model.discriminator.num_classes == 2
+    assert fresh.moments.images == method.moments.images == 16
+    x = feats["fabric"]["test"][:3]
+    assert torch.allclose(fresh.score(x).image, method.score(x).image)

@@ -72,7 +72,7 @@ class UniADMethod(Method):
             if step_opt["name"] != "sgd":
                 raise ConfigError(f"train.step_optimizer.name must be 'sgd', got '{step_opt['name']}'")
             return torch.optim.SGD(self.parameters_to_train(), lr=step_opt["lr"], momentum=0.0)
-        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"],
+        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], foreach=True,
                                  weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))
 
     # ---- the loop -------------------------------------------------------------------------

@@ -156,3 +156,30 @@ def test_unknown_method_fails_before_anything(tmp_path: Path, tiny_protocol: Pat
     with pytest.raises(ConfigError, match="unknown method 'unaid'. Did you mean 'uniad'"):
         run(load_protocol(str(tiny_protocol)), _opts(tmp_path / "out", ["unaid"]))
     assert not (tmp_path / "out").exists()
+
+
+def test_iuf_resume_matches_an_uninterrupted_run(tmp_path: Path, tiny_root: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """IUF keeps state beyond weights (head size, second moments, SCL FIFO): all must survive."""
+    from iufbench.methods.iuf.method import IUFMethod
+
+    proto = load_protocol(str(write_protocol(tmp_path, tiny_root, [["fabric"], ["screw"], ["wood"]])))
+    extra = ["oasa.dim_feedforward=16", "oasa.nhead=2", "scl.tasks=all"]
+    opts = lambda out, **kw: RunOptions(methods=["iuf_refcode"], overrides=[*TINY_OVERRIDES, *extra],  # noqa: E731
+                                        out_dir=out, run_id="r", progress=False, **kw)
+    full = run(proto, opts(tmp_path / "full")).read_matrix()
+    original = IUFMethod.after_task
+
+    def killed_in_step_2(self, task):
+        original(self, task)
+        if task.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(IUFMethod, "after_task", killed_in_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(proto, opts(tmp_path / "cut"))
+    monkeypatch.setattr(IUFMethod, "after_task", original)
+    resumed = run(proto, opts(tmp_path / "cut", resume=True)).read_matrix()
+    key = ["method", "seed", "step", "object", "metric"]
+    pd.testing.assert_frame_equal(full.sort_values(key).reset_index(drop=True),
+                                  resumed.sort_values(key).reset_index(drop=True))

@@ -111,13 +111,16 @@ class IUFMethod(UniADMethod):
 
     def state_dict(self) -> dict[str, Any]:
         classes = self.model.discriminator.num_classes if self.model.discriminator is not None else 0
-        return {"model": self.model.state_dict(), "moments": self.moments.state_dict(), "classes": classes}
+        return {"model": self.model.state_dict(), "moments": self.moments.state_dict(), "classes": classes,
+                "scl_buffers": [f.buffer for f in self.refcode_scl]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.model.discriminator is not None:
             self.model.discriminator.grow(state["classes"])
         self.model.load_state_dict(state["model"])
         self.moments.load_state_dict(state["moments"])
+        for f, buffer in zip(self.refcode_scl, state["scl_buffers"]):
+            f.buffer = buffer
 
 
 for _name, _help in (

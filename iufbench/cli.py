@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> None:
     from iufbench.protocols import load_protocol  # noqa: PLC0415
 
+    if args.resume and not args.run_id:
+        raise ConfigError("--resume needs --run-id NAME (the run directory to continue)")
     backbone = {k: v for k, v in (("name", args.backbone), ("weights", args.backbone_weights)) if v}
     protocol = load_protocol(args.protocol, data_root=args.data_root, roots=_roots(args.root), backbone=backbone,
                              dataset=args.dataset)

@@ -28,6 +28,7 @@ def test_list_methods_protocols_datasets(capsys: pytest.CaptureFixture) -> None:
     (["run", "--protocol", "mvtec_14_1", "--data-root", "/no/such/dir", "--methods", "uniad"], "does not exist"),
     (["run", "--methods", "uniad,foo"], "unknown method 'foo'"),
     (["run", "--set", "train.nope=1", "--methods", "uniad"], "unknown config key 'train.nope'"),
+    (["run", "--resume"], "--resume needs --run-id"),
 ])
 def test_errors_are_one_line_with_exit_code_2(argv: list[str], match: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:

@@ -37,6 +37,9 @@ class UniADMethod(Method):
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         super().__init__(config, ctx)
+        step_opt = config["train"].get("step_optimizer")
+        if step_opt and step_opt.get("name") != "sgd":
+            raise ConfigError(f"train.step_optimizer.name must be 'sgd', got '{step_opt.get('name')}'")
         model_cfg = UniADConfig.from_config(ctx.feature_channels, ctx.grid, config["model"])
         self.model = self.build_model(model_cfg).to(ctx.device)
 
@@ -69,8 +72,6 @@ class UniADMethod(Method):
         train = self.config["train"]
         step_opt = train.get("step_optimizer")
         if task.step > 0 and step_opt:
-            if step_opt["name"] != "sgd":
-                raise ConfigError(f"train.step_optimizer.name must be 'sgd', got '{step_opt['name']}'")
             return torch.optim.SGD(self.parameters_to_train(), lr=step_opt["lr"], momentum=0.0)
         return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], foreach=True,
                                  weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))

@@ -34,7 +34,7 @@ def test_deeppcb_and_tire_stream_runs_with_image_and_pixel_metrics(tmp_path: Pat
     run_dir = run(protocol, RunOptions(methods=["uniad"], overrides=list(TINY_OVERRIDES), out_dir=tmp_path,
                                        run_id="pcb", progress=False))
     matrix = run_dir.read_matrix()
-    for step, task in enumerate(protocol.tasks):
+    for step in range(len(protocol.tasks)):
         seen = {o for t in protocol.tasks[: step + 1] for o in t}
         at_step = matrix[matrix.step == step]
         assert set(at_step.object) == seen

@@ -137,7 +137,10 @@ def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
         entry.pop("dataset", None)
         if dataset != "synthetic":
             DATASETS.get(dataset)  # unknown reader -> error listing valid ones
-        root = roots.get(name, data_root if data_root is not None else entry.pop("root", None))
+        given = roots.get(name, data_root)
+        if dataset == "synthetic" and given is not None:
+            raise ConfigError(f"source '{name}' of protocol {path.stem} is generated (synthetic); it takes no root")
+        root = given if given is not None else entry.pop("root", None)
         entry.pop("root", None)
         if root is None and dataset != "synthetic":
             raise ConfigError(

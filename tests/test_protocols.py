@@ -43,8 +43,8 @@ def test_every_builtin_protocol_loads_and_paper_schedules_resolve() -> None:
     assert {"demo", "deeppcb_6_1", "deeppcb_tire", *EXPECTED} <= set(names)
     assert [n for n, _ in list_protocols()] == names
     for name in names:
-        proto = load_protocol(name, roots={s: "/x" for s in yaml.safe_load(
-            (Path(__file__).parents[1] / "protocols" / f"{name}.yaml").read_text())["sources"]})
+        sources = yaml.safe_load((Path(__file__).parents[1] / "protocols" / f"{name}.yaml").read_text())["sources"]
+        proto = load_protocol(name, roots={s: "/x" for s, e in sources.items() if e["dataset"] != "synthetic"})
         if proto.paper_schedule:
             cfg = resolve_method_config("uniad", proto, "paper")
             assert cfg["train"]["epochs"] == proto.paper_schedule["epochs"]
@@ -95,3 +95,8 @@ def test_multi_source_protocol_needs_named_roots() -> None:
         load_protocol("deeppcb_tire", data_root="/x")
     proto = load_protocol("deeppcb_tire", roots={"mvtec3d": "/tires"})
     assert proto.sources["mvtec3d"].root == "/tires" and proto.tasks[-1] == ("tire",)
+
+
+def test_a_synthetic_source_takes_no_root() -> None:
+    with pytest.raises(ConfigError, match="generated .* takes no root"):
+        load_protocol("demo", data_root="/x")

@@ -133,15 +133,15 @@ def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
     sources = {}
     for name, entry in raw.items():
         entry = dict(entry)
-        dataset = dataset_override or entry.pop("dataset", None)
-        entry.pop("dataset", None)
+        file_dataset = entry.pop("dataset", None)
+        dataset = dataset_override or file_dataset
         if dataset != "synthetic":
             DATASETS.get(dataset)  # unknown reader -> error listing valid ones
         given = roots.get(name, data_root)
         if dataset == "synthetic" and given is not None:
             raise ConfigError(f"source '{name}' of protocol {path.stem} is generated (synthetic); it takes no root")
-        root = given if given is not None else entry.pop("root", None)
-        entry.pop("root", None)
+        default_root = entry.pop("root", None)
+        root = given if given is not None else default_root
         if root is None and dataset != "synthetic":
             raise ConfigError(
                 f"protocol {path.stem} needs the dataset root of source '{name}' ({dataset}): "

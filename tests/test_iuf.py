@@ -170,3 +170,10 @@ def test_state_round_trip_keeps_head_and_statistics(feats) -> None:
     assert fresh.moments.images == method.moments.images == 16
     x = feats["fabric"]["test"][:3]
     assert torch.allclose(fresh.score(x).image, method.score(x).image)
+
+
+def test_unknown_compression_form_fails_before_training(feats) -> None:
+    from iufbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scl.form must be paper or refcode"):
+        _method("iuf", feats, ["scl.form=papr"])

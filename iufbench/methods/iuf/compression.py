@@ -13,9 +13,14 @@ from __future__ import annotations
 import torch
 
 
+def spatial_mean(latent: torch.Tensor) -> torch.Tensor:
+    """[B, L, D] -> [B, D] in float32: the paper's Eq. 5."""
+    return latent.float().mean(dim=1)
+
+
 def singular_values(latent: torch.Tensor) -> torch.Tensor:
-    """Singular values (descending) of the spatially averaged latent, in float32."""
-    return torch.linalg.svdvals(latent.float().mean(dim=1))
+    """Singular values (descending) of the spatially averaged latent."""
+    return torch.linalg.svdvals(spatial_mean(latent))
 
 
 def paper_scl(latent: torch.Tensor, keep: int) -> torch.Tensor:
@@ -30,7 +35,7 @@ class RefcodeSCL:
         self.buffer: torch.Tensor | None = None
 
     def __call__(self, latent: torch.Tensor) -> torch.Tensor:
-        rows = latent.float().mean(dim=1)
+        rows = spatial_mean(latent)
         window = rows if self.buffer is None else torch.cat([self.buffer, rows])
         self.buffer = window[-self.capacity :].detach()
         s = torch.linalg.svdvals(window)

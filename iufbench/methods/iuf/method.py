@@ -52,6 +52,9 @@ class IUFMethod(UniADMethod):
         self.projection: ProjectedUpdate | None = None
         self.pull: PullToOld | None = None
         scl = config["scl"]
+        if scl["form"] not in {"paper", "refcode"} or scl["latent"] not in {"encoder", "decoder"}:
+            raise ConfigError(f"scl.form must be paper or refcode and scl.latent encoder or decoder, "
+                              f"got '{scl['form']}' and '{scl['latent']}'")
         self.refcode_scl = [RefcodeSCL(scl["buffer"], scl["ratio"]) for _ in range(_intermediate(config))]
 
     def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
@@ -90,10 +93,7 @@ class IUFMethod(UniADMethod):
         if scl["form"] == "paper":
             latent = out.encoder if scl["latent"] == "encoder" else out.decoder[-1]
             return paper_scl(latent, scl["keep"])
-        if scl["form"] == "refcode":
-            terms = [f(latent) for f, latent in zip(self.refcode_scl, out.decoder)]
-            return torch.stack(terms).mean()
-        raise ConfigError(f"scl.form must be paper or refcode, got '{scl['form']}'")
+        return torch.stack([f(latent) for f, latent in zip(self.refcode_scl, out.decoder)]).mean()
 
     def before_update(self) -> None:
         if self.projection is not None:

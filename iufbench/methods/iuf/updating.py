@@ -48,13 +48,13 @@ class SecondMoments:
             layer.register_forward_hook(lambda _m, _i, out, name=name: outputs[name].append(out.float().mean(dim=1)))
             for name, layer in self.layers.items()
         ]
+        was_training = model.training
         try:
-            was_training = model.training
             model.eval()
             for start in range(0, len(features), batch_size):
                 model(features[start : start + batch_size])
-            model.train(was_training)
         finally:
+            model.train(was_training)
             for hook in hooks:
                 hook.remove()
         for name, rows in outputs.items():
@@ -73,9 +73,9 @@ class ProjectedUpdate:
     """Constrains the applied update of protected layers to V_old's less important directions."""
 
     def __init__(self, layers: dict[str, nn.Linear], moments: dict[str, torch.Tensor]) -> None:
-        self.params = [(layer.weight, layer.bias) for name, layer in layers.items() if name in moments]
-        self.projectors = [projector(moments[name]).to(layer.weight) for name, layer in layers.items()
-                           if name in moments]
+        protected = [(layer, moments[name]) for name, layer in layers.items() if name in moments]
+        self.params = [(layer.weight, layer.bias) for layer, _ in protected]
+        self.projectors = [projector(moment).to(layer.weight) for layer, moment in protected]
         self.before: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     @torch.no_grad()

@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="dataset root of a single-source protocol")
     run.add_argument("--dataset", help="reader for a single-source protocol's root (see `iufbench list datasets`)")
     run.add_argument("--root", action="append", default=[], metavar="SOURCE=PATH", help="root of one source")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (bf16 autocast on CUDA)")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                     help="auto = bf16 autocast on CUDA, fp32 on the CPU")
+    run.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA graphs on CUDA)")
     run.add_argument("--schedule", default="fast", help="fast (CPU-sized, default) or paper (reference epochs)")
     run.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
     run.add_argument("--batch-size", type=int, help="training batch size")
@@ -57,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
     run.add_argument("--flip-auroc", action="store_true", help="reference-code quirk: report 1-AUROC when below 0.5")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    bench = sub.add_parser("bench", help="measure training, inference and feature-extraction speed and memory")
+    bench.add_argument("--methods", default="uniad,iuf", type=_csv, help="comma-separated method names, or 'all'")
+    bench.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    bench.add_argument("--protocol", default="mvtec_14_1", help="shapes and paper schedule to project (no data read)")
+    bench.add_argument("--schedule", default="paper", help="model size: paper (reference) or fast (CPU demo)")
+    bench.add_argument("--batch-size", type=int, help="training batch (default: the protocol's paper batch)")
+    bench.add_argument("--eval-batch-size", type=int, help="scoring batch (default: 32 CPU, 256 CUDA)")
+    bench.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    bench.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    bench.add_argument("--warmup", type=int, help="untimed calls first (default: 1 CPU, 10 CUDA, 30 compiled)")
+    bench.add_argument("--repeats", type=int, help="timed repeats; the median is reported (default: 3 CPU, 5 CUDA)")
+    bench.add_argument("--steps", type=int, help="calls per timed repeat (default: 1 CPU, 20 CUDA)")
+    bench.add_argument("--out", type=Path, help="JSON report path (default: results/bench/<device>-<time>.json)")
 
     lst = sub.add_parser("list", help="list protocols, methods or datasets")
     lst.add_argument("what", choices=["protocols", "methods", "datasets"])
@@ -96,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     opts = engine.RunOptions(
         methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
         out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
-        keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc,
+        keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
+        compile=args.compile,
     )
     run_dir = engine.run(protocol, opts)
     summary = summarise_matrix(run_dir.read_matrix(), protocol.learned_at())
@@ -104,6 +122,24 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
           f"seeds {args.seeds}, results in {run_dir.path}")
     print(format_table(summary, old_data))
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random backbone weights: nothing to fetch
+    import datetime as dt  # noqa: PLC0415
+
+    from iufbench.bench import BenchOptions, format_report, run_bench, write_report  # noqa: PLC0415
+    from iufbench.methods import METHODS  # noqa: PLC0415
+
+    methods = METHODS.names() if args.methods == ["all"] else args.methods
+    opts = BenchOptions(methods=methods, device=args.device, protocol=args.protocol, schedule=args.schedule,
+                        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, precision=args.precision,
+                        compile=args.compile, warmup=args.warmup, repeats=args.repeats, steps=args.steps)
+    report = run_bench(opts)
+    out = args.out or Path("results/bench") / f"{report['device'].replace(':', '')}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    write_report(report, out)
+    print(format_report(report))
+    print(f"report written to {out}")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -140,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("timm").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
-        {"run": cmd_run, "list": cmd_list, "data": cmd_data}[args.command](args)
+        {"run": cmd_run, "bench": cmd_bench, "list": cmd_list, "data": cmd_data}[args.command](args)
     except IufbenchError as exc:
         print(f"iufbench: error: {exc}", file=sys.stderr)
         return 2

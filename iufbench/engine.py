@@ -44,7 +44,9 @@ class RunOptions:
     run_id: str | None = None
     resume: bool = False
     progress: bool = True
-    eval_batch_size: int = 32
+    precision: str = "auto"  # fp32 or bf16; auto = bf16 autocast on CUDA, fp32 on the CPU
+    compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
+    eval_batch_size: int | None = None  # None: 32 on the CPU, 256 on CUDA
     keep_all_checkpoints: bool = False
     flip_auroc: bool = False  # the reference code's "1 - AUROC below 0.5"; off by default
 
@@ -59,6 +61,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def pick_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if name not in {"fp32", "bf16"}:
+        raise ConfigError(f"unknown precision '{name}'; use auto, fp32 or bf16")
+    return name
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -70,14 +80,14 @@ def step_seed(seed: int, step: int) -> int:
     return seed * 1_000 + step + 1
 
 
-def _config_hash(configs: dict[str, Any], protocol: Protocol, flip_auroc: bool) -> str:
+def _config_hash(configs: dict[str, Any], protocol: Protocol, flip_auroc: bool, precision: str) -> str:
     """What a resumed run must share with the original (seeds may be added)."""
-    blob = json.dumps({"methods": configs, "protocol": protocol.hash(), "flip_auroc": flip_auroc},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"methods": configs, "protocol": protocol.hash(), "flip_auroc": flip_auroc,
+                       "precision": precision}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, Any]], torch.device]:
+def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, Any]], torch.device, str]:
     """Everything that can fail on bad input, checked before any file is written."""
     if not opts.methods:
         raise ConfigError("no methods given; see `iufbench list methods`")
@@ -85,16 +95,17 @@ def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, A
     for name in opts.methods:
         METHODS.get(name)
         configs[name] = resolve_method_config(name, protocol, opts.schedule, opts.overrides)
-    return configs, pick_device(opts.device)
+    device = pick_device(opts.device)
+    return configs, device, pick_precision(opts.precision, device)
 
 
 def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     """Run every method x seed on the protocol; returns the run directory."""
-    configs, device = prepare(protocol, opts)
+    configs, device, precision = prepare(protocol, opts)
     objects = resolve_objects(protocol)
     run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_dir = RunDir(opts.out_dir / run_id)
-    config_hash = _config_hash(configs, protocol, opts.flip_auroc)
+    config_hash = _config_hash(configs, protocol, opts.flip_auroc, precision)
     resuming = opts.resume and run_dir.exists()
     if run_dir.exists() and not opts.resume:
         raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
@@ -118,7 +129,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             "config_hash": config_hash, "protocol": {"name": protocol.name, "hash": protocol.hash(),
                                                      "resolved": protocol.to_dict()},
             "methods": configs, "seeds": opts.seeds, "schedule": opts.schedule, "overrides": opts.overrides,
-            "flip_auroc": opts.flip_auroc, "versions": versions(), "git_sha": git_sha(), "host": host(device),
+            "flip_auroc": opts.flip_auroc, "precision": precision, "compile": opts.compile, "versions": versions(), "git_sha": git_sha(), "host": host(device),
             "features": {"channels": bank.feature_shape[0], "grid": list(bank.feature_shape[1:]),
                          "seconds": round(feature_seconds, 2)},
             "steps": {},
@@ -128,7 +139,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     try:
         for method in opts.methods:
             for seed in opts.seeds:
-                _run_one(method, seed, configs[method], protocol, bank, device, opts, run_dir, record)
+                _run_one(method, seed, configs[method], protocol, bank, device, precision, opts, run_dir, record)
     except (IufbenchError, KeyboardInterrupt) as exc:
         record["status"] = f"failed: {exc}" if isinstance(exc, IufbenchError) else "interrupted"
         run_dir.write_record(record)
@@ -140,10 +151,10 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
 
 
 def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
-             device: torch.device, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
+             device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
     channels, h, w = bank.feature_shape
     ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size,
-                        device=device, seed=seed, progress=opts.progress)
+                        device=device, seed=seed, progress=opts.progress, precision=precision, compile=opts.compile)
     method_cls = METHODS.get(method_name)
     seed_everything(seed)
     method = method_cls(config, ctx)
@@ -172,7 +183,7 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         t0 = time.perf_counter()
         train_log = method.learn(task)
         t1 = time.perf_counter()
-        rows.extend(evaluate(method, method_name, seed, step, label_space, bank, opts))
+        rows.extend(evaluate(method, method_name, seed, step, label_space, bank, opts, device))
         t2 = time.perf_counter()
         record["steps"].setdefault(key, {})[str(step)] = {
             "objects": list(new), "train_seconds": round(t1 - t0, 3), "eval_seconds": round(t2 - t1, 3),
@@ -197,14 +208,15 @@ def _other_rows(run_dir: RunDir, method: str, seed: int) -> list[dict[str, Any]]
 
 @torch.no_grad()
 def evaluate(method: Method, method_name: str, seed: int, step: int, seen: tuple[str, ...], bank: FeatureBank,
-             opts: RunOptions) -> list[dict[str, Any]]:
+             opts: RunOptions, device: torch.device) -> list[dict[str, Any]]:
     """Score the test set of every object seen so far; one row per (object, metric)."""
+    batch = opts.eval_batch_size or (256 if device.type == "cuda" else 32)
     rows = []
     for obj in tqdm(seen, desc=f"step {step} eval", disable=not opts.progress, leave=False):
         data = bank[obj]
         image_scores, maps = [], []
-        for start in range(0, len(data.test), opts.eval_batch_size):
-            scores = method.score(data.test[start : start + opts.eval_batch_size])
+        for start in range(0, len(data.test), batch):
+            scores = method.score(data.test[start : start + batch])
             image_scores.append(scores.image.float().numpy())
             if scores.maps is not None:
                 maps.append(scores.maps.float().numpy())

@@ -61,8 +61,9 @@ class FeatureExtractor(nn.Module):
     def extract(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
         """Batched extraction of a uint8 NHWC array; returns float32 features on the CPU."""
         self.to(device)
+        step = self.spec.batch_size if device.type == "cpu" else 4 * self.spec.batch_size  # GPUs want wide batches
         out = []
-        for start in range(0, len(images), self.spec.batch_size):
-            batch = torch.from_numpy(images[start : start + self.spec.batch_size]).to(device)
+        for start in range(0, len(images), step):
+            batch = torch.from_numpy(images[start : start + step]).to(device)
             out.append(self(batch).float().cpu())
         return torch.cat(out) if out else torch.empty(0, self.channels, 0, 0)

@@ -87,9 +87,11 @@ def _protocol_file(name_or_path: str) -> Path:
 
 
 def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[str, str] | None = None,
-                  backbone: dict[str, Any] | None = None, dataset: str | None = None) -> Protocol:
+                  backbone: dict[str, Any] | None = None, dataset: str | None = None,
+                  require_roots: bool = True) -> Protocol:
     """Read and structurally validate a protocol; `data_root` / `dataset` set the root / reader of a
-    single-source protocol, `roots` sets roots by source name, `backbone` overrides backbone fields."""
+    single-source protocol, `roots` sets roots by source name, `backbone` overrides backbone fields.
+    `require_roots=False` is for tools that read no images (`iufbench bench`)."""
     path = _protocol_file(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -103,7 +105,7 @@ def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[s
     for key in ("sources", "tasks", "image_size"):
         if key not in raw:
             raise ConfigError(f"protocol {path} has no '{key}'")
-    sources = _sources(path, raw["sources"], data_root, roots or {}, dataset)
+    sources = _sources(path, raw["sources"], data_root, roots or {}, dataset, require_roots)
     tasks = _tasks(path, raw["tasks"], sources)
     size = raw["image_size"]
     image_size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
@@ -112,8 +114,8 @@ def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[s
         spec["out_indices"] = tuple(spec["out_indices"])
     schedule = raw.get("paper_schedule")
     if schedule is not None:
-        for key in ("epochs", "batch_size"):
-            if len(schedule.get(key, [])) != len(tasks):
+        for key in ("epochs", "batch_size", "train_images"):
+            if (key != "train_images" or key in schedule) and len(schedule.get(key, [])) != len(tasks):
                 raise ConfigError(f"protocol {path}: paper_schedule.{key} needs one value per task ({len(tasks)})")
     return Protocol(name=path.stem, description=str(raw.get("description", "")).strip(),
                     image_size=image_size, backbone=BackboneSpec(**spec), sources=sources,
@@ -121,7 +123,7 @@ def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[s
 
 
 def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
-             dataset_override: str | None) -> dict[str, Source]:
+             dataset_override: str | None, require_roots: bool) -> dict[str, Source]:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"protocol {path}: 'sources' must map source names to {{dataset, root}}")
     unknown_roots = set(roots) - set(raw)
@@ -142,7 +144,7 @@ def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
             raise ConfigError(f"source '{name}' of protocol {path.stem} is generated (synthetic); it takes no root")
         default_root = entry.pop("root", None)
         root = given if given is not None else default_root
-        if root is None and dataset != "synthetic":
+        if root is None and dataset != "synthetic" and require_roots:
             raise ConfigError(
                 f"protocol {path.stem} needs the dataset root of source '{name}' ({dataset}): "
                 "pass --data-root PATH (or --root NAME=PATH)"

@@ -72,8 +72,8 @@ def test_zeroing_the_object_context_changes_the_reconstruction(feats, monkeypatc
     x = feats["fabric"]["test"][:4]
     with torch.no_grad():
         normal = model(x)
-        contexts, logits = model.discriminator(x)
-        monkeypatch.setattr(model.discriminator, "forward", lambda f: ([torch.zeros_like(c) for c in contexts], logits))
+        contexts, embedding = model.discriminator.embed(x)
+        monkeypatch.setattr(model.discriminator, "embed", lambda f: ([torch.zeros_like(c) for c in contexts], embedding))
         zeroed = model(x)
     assert not torch.allclose(normal, zeroed, atol=1e-4)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from iufbench.data import synth
 from iufbench.data.synth import (
     CATALOGUE,
     CATEGORIES,
@@ -42,6 +43,13 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_same_spec_gives_identical_bytes(small: Path, tmp_path: Path) -> None:
     again = generate(tmp_path / "again", SMALL)
     assert _files(again) == _files(small)
+
+
+def test_parallel_generation_gives_the_serial_bytes(small: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synth, "PARALLEL_MIN_IMAGES", 0)
+    monkeypatch.setattr(synth.os, "cpu_count", lambda: 2)  # two worker processes even on one core
+    assert _files(generate(tmp_path / "parallel", SMALL)) == _files(small)
 
 
 def test_samples_do_not_depend_on_other_categories_or_counts(small: Path, tmp_path: Path) -> None:

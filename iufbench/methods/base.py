@@ -32,6 +32,8 @@ class MethodContext:
     device: torch.device
     seed: int
     progress: bool = True
+    precision: str = "fp32"  # fp32, or bf16 (autocast; the default on CUDA)
+    compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
 
 
 @dataclass(frozen=True)

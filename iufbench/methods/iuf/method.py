@@ -8,7 +8,7 @@ layers' output statistics on that task's training images are accumulated for the
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from iufbench.errors import ConfigError
 from iufbench.methods.base import METHODS, MethodContext, TrainTask
 from iufbench.methods.iuf.compression import RefcodeSCL, paper_scl
-from iufbench.methods.iuf.torch_model import IUF
+from iufbench.methods.iuf.torch_model import IUF, IUFOutput
 from iufbench.methods.iuf.updating import ProjectedUpdate, PullToOld, SecondMoments
 from iufbench.methods.uniad.method import UniADMethod
 from iufbench.methods.uniad.torch_model import UniADConfig
@@ -72,23 +72,26 @@ class IUFMethod(UniADMethod):
             incremental and us["project"]) else None
         self.pull = PullToOld(self.model, us["beta"]) if incremental and us["beta"] > 0 else None
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def training_forward(self) -> Callable[[torch.Tensor], IUFOutput]:
+        return self.model.forward_all
+
+    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         weights = self.config["loss"]
-        out = self.model.forward_all(features)
-        mse = F.mse_loss(out.reconstruction, features)
-        total, logs = weights["mse"] * mse, {"mse": mse.item()}
-        if out.logits is not None and weights["ce"] > 0:
-            ce = F.cross_entropy(out.logits.float(), labels)
+        out = self.forward_train(features)
+        mse = F.mse_loss(out.reconstruction.float(), features)
+        total, logs = weights["mse"] * mse, {"mse": mse.detach()}
+        if out.embedding is not None and weights["ce"] > 0:
+            ce = F.cross_entropy(self.model.discriminator.head(out.embedding).float(), labels)
             total = total + weights["ce"] * ce
-            logs["ce"] = ce.item()
+            logs["ce"] = ce.detach()
         scl = self.config["scl"]
         if weights["scl"] > 0 and (scl["tasks"] == "all" or self.step == 0):
             sc = self._scl(out)
             total = total + weights["scl"] * sc
-            logs["scl"] = sc.item()
+            logs["scl"] = sc.detach()
         return total, logs
 
-    def _scl(self, out) -> torch.Tensor:
+    def _scl(self, out: IUFOutput) -> torch.Tensor:
         scl = self.config["scl"]
         if scl["form"] == "paper":
             latent = out.encoder if scl["latent"] == "encoder" else out.decoder[-1]

@@ -50,19 +50,25 @@ class ObjectDiscriminator(nn.Module):
                 self.head.weight[: old.out_features] = old.weight
                 self.head.bias[: old.out_features] = old.bias
 
-    def forward(self, features: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def embed(self, features: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Contexts and the pooled object embedding: everything but the growing head, so a compiled
+        training step keeps its graph when a task adds objects."""
         x = self.proj(features.flatten(2).transpose(1, 2)) + self.pos
         contexts = []
         for block, norm in zip(self.blocks, self.norms):
             x = block(x)
             contexts.append(norm(x))
-        return contexts, self.head(self.hidden(x.mean(dim=1)))
+        return contexts, self.hidden(x.mean(dim=1))
+
+    def forward(self, features: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        contexts, embedding = self.embed(features)
+        return contexts, self.head(embedding)
 
 
 @dataclass
 class IUFOutput:
     reconstruction: torch.Tensor  # [B, C, H, W]
-    logits: torch.Tensor | None  # [B, objects]; None without OASA
+    embedding: torch.Tensor | None  # [B, D] discriminator embedding (logits = head(embedding)); None without OASA
     encoder: torch.Tensor  # encoder output [B, L, D]
     decoder: list[torch.Tensor]  # every decoder layer's normalised output [B, L, D]
 
@@ -82,14 +88,14 @@ class IUF(nn.Module):
         )
 
     def forward_all(self, features: torch.Tensor) -> IUFOutput:
-        contexts, logits = None, None
+        contexts, embedding = None, None
         if self.discriminator is not None:
-            contexts, logits = self.discriminator(features)
+            contexts, embedding = self.discriminator.embed(features)
             if self.detach_context:
                 contexts = [c.detach() for c in contexts]
         memory = self.uniad.encode(features, contexts)
         decoded = self.uniad.decode(memory)
-        return IUFOutput(self.uniad.reconstruct(decoded[-1], features), logits, memory, decoded)
+        return IUFOutput(self.uniad.reconstruct(decoded[-1], features), embedding, memory, decoded)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.forward_all(features).reconstruction

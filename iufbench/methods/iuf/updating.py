@@ -73,20 +73,24 @@ class ProjectedUpdate:
     """Constrains the applied update of protected layers to V_old's less important directions."""
 
     def __init__(self, layers: dict[str, nn.Linear], moments: dict[str, torch.Tensor]) -> None:
-        protected = [(layer, moments[name]) for name, layer in layers.items() if name in moments]
-        self.params = [(layer.weight, layer.bias) for layer, _ in protected]
-        self.projectors = [projector(moment).to(layer.weight) for layer, moment in protected]
-        self.before: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.params: list[torch.Tensor] = []  # weight and bias of every protected layer
+        self.projectors: list[torch.Tensor] = []  # one per entry of params (a layer's two share it)
+        for name, layer in layers.items():
+            if name in moments:
+                p = projector(moments[name]).to(layer.weight)
+                self.params += [layer.weight, layer.bias]
+                self.projectors += [p, p]
+        self.before = [t.detach().clone() for t in self.params]  # reused every step: no allocation
 
     @torch.no_grad()
     def snapshot(self) -> None:
-        self.before = [(w.detach().clone(), b.detach().clone()) for w, b in self.params]
+        torch._foreach_copy_(self.before, self.params)
 
     @torch.no_grad()
     def project(self) -> None:
-        for (w, b), (w0, b0), p in zip(self.params, self.before, self.projectors):
-            w.copy_(w0 + p @ (w - w0))
-            b.copy_(b0 + p @ (b - b0))
+        """theta <- theta_0 + P (theta - theta_0) on the output dimension (weight rows and bias)."""
+        for t, t0, p in zip(self.params, self.before, self.projectors):
+            t.copy_(t0 + p @ (t - t0))
 
 
 class PullToOld:
@@ -94,9 +98,9 @@ class PullToOld:
 
     def __init__(self, model: nn.Module, beta: float) -> None:
         self.beta = beta
-        self.pairs = [(p, p.detach().clone()) for p in model.parameters()]
+        self.params = [p for p in model.parameters()]
+        self.old = [p.detach().clone() for p in self.params]
 
     @torch.no_grad()
     def __call__(self) -> None:
-        for p, old in self.pairs:
-            p.lerp_(old, self.beta)
+        torch._foreach_lerp_(self.params, self.old, self.beta)  # one multi-tensor kernel, not one per tensor

@@ -7,7 +7,7 @@ Subclasses (IUF, regularised baselines) change the loss or the update through th
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,19 +41,40 @@ class UniADMethod(Method):
         if step_opt and step_opt.get("name") != "sgd":
             raise ConfigError(f"train.step_optimizer.name must be 'sgd', got '{step_opt.get('name')}'")
         model_cfg = UniADConfig.from_config(ctx.feature_channels, ctx.grid, config["model"])
+        if ctx.precision not in {"fp32", "bf16"}:
+            raise ConfigError(f"precision must be fp32 or bf16, got '{ctx.precision}'")
         self.model = self.build_model(model_cfg).to(ctx.device)
+        self._forward_train: Callable[[torch.Tensor], Any] | None = None
 
     def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
         return UniAD(cfg)
+
+    def training_forward(self) -> Callable[[torch.Tensor], Any]:
+        """What `loss` calls on a batch; `torch.compile`d once when the run asks for `--compile`."""
+        return self.model
+
+    @property
+    def forward_train(self) -> Callable[[torch.Tensor], Any]:
+        if self._forward_train is None:
+            fn = self.training_forward()
+            if self.ctx.compile:
+                mode = "reduce-overhead" if self.ctx.device.type == "cuda" else "default"  # CUDA graphs on GPU
+                fn = torch.compile(fn, mode=mode, dynamic=False)
+            self._forward_train = fn
+        return self._forward_train
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.ctx.precision == "bf16")
 
     # ---- hooks for subclasses -------------------------------------------------------------
     def before_task(self, task: TrainTask) -> None:
         """Called before the first update of a task."""
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        rec = self.model(features)
-        mse = F.mse_loss(rec, features)
-        return mse, {"mse": mse.item()}
+    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its detached parts; parts stay tensors so no step waits for the GPU."""
+        rec = self.forward_train(features)
+        mse = F.mse_loss(rec.float(), features)
+        return mse, {"mse": mse.detach()}
 
     def before_update(self) -> None:
         """Called right before every optimiser step (gradients are ready)."""
@@ -68,20 +89,39 @@ class UniADMethod(Method):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def make_optimizer(self, task: TrainTask) -> torch.optim.Optimizer:
-        """AdamW (the reference base task); `train.step_optimizer` may replace it in incremental steps."""
+        """AdamW (the reference base task; fused on CUDA, multi-tensor on CPU); `train.step_optimizer`
+        may replace it in incremental steps."""
         train = self.config["train"]
         step_opt = train.get("step_optimizer")
         if task.step > 0 and step_opt:
             return torch.optim.SGD(self.parameters_to_train(), lr=step_opt["lr"], momentum=0.0)
-        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], foreach=True,
+        fused = self.ctx.device.type == "cuda"
+        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], fused=fused, foreach=not fused,
                                  weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))
 
     # ---- the loop -------------------------------------------------------------------------
+    def train_step(self, features: torch.Tensor, labels: torch.Tensor,
+                   optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One update on one batch; nothing here waits for the device (`iufbench bench` times this)."""
+        if self.ctx.compile and self.ctx.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+        with self.autocast():
+            loss, logs = self.loss(features, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config["train"].get("clip_norm")
+        if clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters_to_train(), clip, foreach=True)
+        self.before_update()
+        optimizer.step()
+        self.after_update()
+        return loss.detach(), logs
+
     def learn(self, task: TrainTask) -> dict[str, float]:
         train = self.config["train"]
         epochs = int(train["epochs"][task.step])
         batch_size = int(train["batch_size"][task.step])
-        features = task.features.to(self.ctx.device)
+        features = task.features.to(self.ctx.device)  # the whole task stays on the device
         labels = task.labels.to(self.ctx.device)
         n = len(features)
         if n == 0:
@@ -91,38 +131,32 @@ class UniADMethod(Method):
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train["lr_step_epochs"],
                                                     gamma=train["lr_gamma"])
         per_epoch = max(n // batch_size, 1)  # drop_last, but never zero batches on tiny objects
-        autocast = self.ctx.device.type == "cuda"
         self.model.train()
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
         bar = tqdm(range(epochs), desc=f"step {task.step} train", disable=not self.ctx.progress, leave=False)
         for epoch in bar:
             order = torch.randperm(n, device=self.ctx.device)
+            total = torch.zeros((), device=self.ctx.device)
             for b in range(per_epoch):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss, logs = self.loss(features[idx], labels[idx])
-                if not math.isfinite(loss.item()):
-                    raise TrainingError(
-                        f"training loss became {loss.item()} at epoch {epoch + 1}, step {task.step} "
-                        f"({', '.join(task.new_objects)}); lower the learning rate (--lr) or check the data"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if train.get("clip_norm"):
-                    torch.nn.utils.clip_grad_norm_(self.parameters_to_train(), train["clip_norm"])
-                self.before_update()
-                optimizer.step()
-                self.after_update()
+                loss, logs = self.train_step(features[idx], labels[idx], optimizer)
+                total += loss
             scheduler.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            epoch_loss = total.item() / per_epoch  # the only host sync of an epoch
+            if not math.isfinite(epoch_loss):
+                raise TrainingError(
+                    f"training loss became {epoch_loss} in epoch {epoch + 1}, step {task.step} "
+                    f"({', '.join(task.new_objects)}); lower the learning rate (--lr) or check the data"
+                )
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
         self.after_task(task)
-        return {"epochs": float(epochs), "loss": float(loss.item()), **logs}
+        return {"epochs": float(epochs), "loss": float(loss.item()), **{k: float(v) for k, v in logs.items()}}
 
     @torch.no_grad()
     def score(self, features: torch.Tensor) -> Scores:
         self.model.eval()
         features = features.to(self.ctx.device)
-        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.ctx.device.type == "cuda"):
+        with self.autocast():
             rec = self.model(features)
         maps = upsample(anomaly_map(features.float(), rec.float()), self.ctx.image_size)
         score_cfg = self.config["score"]

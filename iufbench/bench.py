@@ -1,0 +1,226 @@
+"""`iufbench bench`: how fast each method trains, scores and extracts features on this machine, and
+what that means for a paper-schedule run.
+
+Shapes come from a protocol (default `mvtec_14_1`: the paper's EfficientNet-B4 at 224 px, 272
+channels on a 14 x 14 grid) and the method's `paper` schedule (the reference model size). Speed
+does not depend on weights, so the backbone is built with random weights (nothing is downloaded)
+and the features are random. Training is measured in an incremental step (step 1), where IUF pays
+for its projection and pull as well as its discriminator and compression loss. Each figure is
+the median over repeats of the mean time of `steps` calls, after `warmup` calls; on CUDA it is
+timed with CUDA events.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from iufbench.config import resolve_method_config
+from iufbench.engine import pick_device, pick_precision, seed_everything
+from iufbench.features import BackboneSpec, FeatureExtractor
+from iufbench.methods import METHODS, Method, MethodContext, TrainTask
+from iufbench.protocols import Protocol, load_protocol
+from iufbench.records import atomic_write, host, versions
+
+
+@dataclass
+class BenchOptions:
+    methods: list[str]
+    device: str = "auto"
+    protocol: str = "mvtec_14_1"
+    schedule: str = "paper"
+    batch_size: int | None = None  # default: the protocol's paper base-task batch (24 for MVTec 14-1)
+    eval_batch_size: int | None = None  # default: 32 on the CPU, 256 on CUDA (as `iufbench run`)
+    precision: str = "auto"
+    compile: bool = False
+    warmup: int | None = None  # default: 1 on the CPU, 10 on CUDA (30 with --compile)
+    repeats: int | None = None  # default: 3 on the CPU, 5 on CUDA
+    steps: int | None = None  # calls per timed repeat; default: 1 on the CPU, 20 on CUDA
+
+
+def _timed(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int, steps: int) -> float:
+    """Median over `repeats` of the mean seconds per call of `fn`."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(steps):
+                fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1000 / steps)
+        else:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times.append((time.perf_counter() - t0) / steps)
+    return statistics.median(times)
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    """Peak GPU memory since the last reset on CUDA; the process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def paper_samples(protocol: Protocol) -> int | None:
+    """Training samples of a paper-schedule run (drop-last batches), or None without image counts."""
+    schedule = protocol.paper_schedule or {}
+    if "train_images" not in schedule:
+        return None
+    return sum(e * (n // b) * b for e, n, b in
+               zip(schedule["epochs"], schedule["train_images"], schedule["batch_size"]))
+
+
+def _task(step: int, n: int, shape: tuple[int, ...], objects: int, device: torch.device) -> TrainTask:
+    names = tuple(f"object{i}" for i in range(objects))
+    return TrainTask(step=step, new_objects=names[-1:], objects=names[-1:], label_space=names,
+                     features=torch.randn(n, *shape, device=device),
+                     labels=torch.randint(0, objects, (n,), device=device))
+
+
+def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], device: torch.device,
+                  precision: str, opts: BenchOptions, batch: int, eval_batch: int,
+                  timing: dict[str, int]) -> dict[str, Any]:
+    config = resolve_method_config(name, protocol, opts.schedule, ["train.epochs=1", f"train.batch_size={batch}"])
+    channels, h, w = shape
+    ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
+                        seed=0, progress=False, precision=precision, compile=opts.compile)
+    seed_everything(0)
+    _reset_peak(device)
+    method: Method = METHODS.get(name)(config, ctx)
+    objects = len(protocol.tasks[0]) + 1
+    method.learn(_task(0, batch, shape, objects - 1, device))  # a base task, so step 1 is incremental
+    step = _task(1, batch, shape, objects, device)
+    result: dict[str, Any] = {"method": name}
+    if hasattr(method, "train_step"):
+        method.before_task(step)
+        optimizer = method.make_optimizer(step)
+        method.model.train()
+        seconds = _timed(lambda: method.train_step(step.features, step.labels, optimizer), device, **timing)
+    else:  # no gradient steps (memory banks): time a whole fit of one batch of images
+        seconds = _timed(lambda: method.learn(step), device, **timing)
+    result["train_step_ms"] = seconds * 1000
+    result["train_img_s"] = batch / seconds
+    result["train_peak_gib"] = _peak_memory_gib(device)
+    test = torch.randn(eval_batch, *shape, device=device)
+    _reset_peak(device)
+    seconds = _timed(lambda: method.score(test), device, **timing)
+    result["infer_img_s"] = eval_batch / seconds
+    result["infer_peak_gib"] = _peak_memory_gib(device)
+    return result
+
+
+def _bench_features(protocol: Protocol, device: torch.device, timing: dict[str, int]) -> tuple[dict, tuple]:
+    spec = BackboneSpec(**{**asdict(protocol.backbone), "weights": "random"})
+    extractor = FeatureExtractor(spec).to(device)
+    batch = spec.batch_size if device.type == "cpu" else 4 * spec.batch_size  # what `extract` uses
+    images = np.random.default_rng(0).integers(0, 256, (batch, *protocol.image_size, 3), dtype=np.uint8)
+    shape = tuple(extractor.extract(images[:1], device).shape[1:])
+    _reset_peak(device)
+    seconds = _timed(lambda: extractor.extract(images, device), device, **timing)
+    return {"backbone": spec.name, "batch": batch, "img_s": batch / seconds,
+            "peak_gib": _peak_memory_gib(device)}, shape
+
+
+def loss_trajectory(name: str, device: torch.device, precision: str, compile: bool = False, steps: int = 12,
+                    overrides: tuple[str, ...] = ()) -> list[float]:
+    """Losses of `steps` updates from one seed, in the incremental step of a two-task stream (so IUF's
+    projection and pull act): the fast path's correctness check against the plain fp32 path."""
+    shape = (40, 8, 8)
+    config = resolve_method_config(name, load_protocol("demo"), overrides=list(overrides))
+    torch.manual_seed(0)
+    data = torch.randn(2, 16, *shape, device=device)
+    ctx = MethodContext(shape[0], shape[1:], (32, 32), device, 0, progress=False, precision=precision,
+                        compile=compile)
+    method = METHODS.get(name)(config, ctx)
+    names = ("a", "b")
+    zeros, ones = (torch.full((16,), v, dtype=torch.long, device=device) for v in (0, 1))
+    method.learn(TrainTask(0, names[:1], names[:1], names[:1], data[0], zeros))
+    step = TrainTask(1, names[1:], names[1:], names, data[1], ones)
+    method.before_task(step)
+    optimizer = method.make_optimizer(step)
+    torch.manual_seed(1)
+    batch = int(config["train"]["batch_size"][1])
+    out = []
+    for i in range(steps):
+        start = batch * i % (16 - batch + 1)
+        loss, _ = method.train_step(step.features[start : start + batch], step.labels[start : start + batch], optimizer)
+        out.append(float(loss))
+    return out
+
+
+def run_bench(opts: BenchOptions) -> dict[str, Any]:
+    """Measure every method; returns the JSON-ready report."""
+    device = pick_device(opts.device)
+    precision = pick_precision(opts.precision, device)
+    protocol = load_protocol(opts.protocol, require_roots=False)
+    for name in opts.methods:
+        METHODS.get(name)
+    cuda = device.type == "cuda"
+    timing = {"warmup": opts.warmup if opts.warmup is not None else (30 if opts.compile else 10) if cuda else 1,
+              "repeats": opts.repeats or (5 if cuda else 3), "steps": opts.steps or (20 if cuda else 1)}
+    batch = opts.batch_size or int((protocol.paper_schedule or {}).get("batch_size", [24])[0])
+    eval_batch = opts.eval_batch_size or (256 if cuda else 32)
+    features, shape = _bench_features(protocol, device, timing)
+    rows = [_bench_method(m, protocol, shape, device, precision, opts, batch, eval_batch, timing)
+            for m in opts.methods]
+    samples = paper_samples(protocol)
+    for row in rows:
+        row["paper_run_minutes"] = samples / row["train_img_s"] / 60 if samples else None
+    return {
+        "created": dt.datetime.now().isoformat(timespec="seconds"), "device": str(device),
+        "host": host(device), "versions": versions(), "precision": precision, "compile": opts.compile,
+        "protocol": protocol.name, "feature_shape": list(shape), "schedule": opts.schedule, "batch_size": batch,
+        "eval_batch_size": eval_batch, "timing": timing, "paper_samples": samples, "features": features,
+        "methods": rows,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    head = (f"iufbench bench on {report['host'].get('gpu') or report['device']}: protocol {report['protocol']} "
+            f"(features {'x'.join(map(str, report['feature_shape']))}), schedule {report['schedule']}, "
+            f"batch {report['batch_size']}, {report['precision']}{', compiled' if report['compile'] else ''}")
+    lines = [head, f"{'method':<14} {'train img/s':>12} {'step ms':>9} {'infer img/s':>12} "
+             f"{'peak GiB':>9} {'paper run':>10}"]
+    for r in report["methods"]:
+        minutes = _duration(r["paper_run_minutes"])
+        lines.append(f"{r['method']:<14} {r['train_img_s']:>12.1f} {r['train_step_ms']:>9.2f} "
+                     f"{r['infer_img_s']:>12.1f} {max(r['train_peak_gib'], r['infer_peak_gib']):>9.2f} {minutes:>10}")
+    f = report["features"]
+    lines.append(f"features ({f['backbone']}, batch {f['batch']}): {f['img_s']:.1f} img/s")
+    if report["paper_samples"]:
+        lines.append(f"paper run = {report['paper_samples']:,} training samples of {report['protocol']}'s paper "
+                     "schedule at the measured training speed (evaluation and feature extraction excluded)")
+    mem = "peak GPU memory allocated" if report["device"].startswith("cuda") else "peak resident memory of the process"
+    lines.append(f"peak GiB = {mem}")
+    return "\n".join(lines)
+
+
+def _duration(minutes: float | None) -> str:
+    if minutes is None:
+        return "n/a"
+    return f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(report, indent=2))

@@ -3,6 +3,7 @@
 # most important first, within one time budget. Run from the repository root on a CUDA machine:
 #
 #   bash scripts/gpu_checks.sh OUT_DIR [SECONDS]
+#   ONLY="demo-fp32 demo-bf16" bash scripts/gpu_checks.sh OUT_DIR   # just the named steps
 #
 # Needs torch with CUDA, timm, numpy, pandas, scikit-learn, scikit-image, scipy, pyyaml, tqdm, and the
 # PyPI Lite0 weights package (importable, or copied to .gpu/site). Writes OUT_DIR/log.txt, the bench
@@ -21,6 +22,7 @@ deadline=$((SECONDS + BUDGET))
 # step NAME LIMIT COMMAND...: runs COMMAND under min(LIMIT, time left); skips it when under 20 s are left.
 step() {
   local name=$1 limit=$2; shift 2
+  if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then return; fi
   local left=$((deadline - SECONDS))
   ((left < limit)) && limit=$left
   if ((limit < 20)); then echo "=== $name: skipped, budget spent"; return; fi
@@ -51,7 +53,8 @@ for name, arms in (("uniad", [("bf16", False), ("bf16", True)]), ("iuf", [("bf16
         print(f"{name} {precision}{' compiled' if compiled else '         '}", " ".join(f"{v:.4f}" for v in fast),
               f"| max relative difference {worst:.4f}")
 EOF
-step synth-large 200 python3 -m iufbench.cli run --protocol synth_large --methods uniad,iuf --device "$DEVICE" --out "$RUNS" --run-id gpu_large --no-progress
+step synth-large 120 python3 -m iufbench.cli run --protocol synth_large --methods iuf --epochs 5 --device "$DEVICE" --out "$RUNS" --run-id gpu_large --no-progress
+step bench-ablations 90 python3 -m iufbench.cli bench --device "$DEVICE" --methods iuf_no_oasa,iuf_no_scl,iuf_no_us --out "$OUT/bench_ablations.json"
 step bench-b256 90 python3 -m iufbench.cli bench --device "$DEVICE" --methods uniad,iuf --batch-size 256 --out "$OUT/bench_b256.json"
 step demo-compiled 150 python3 -m iufbench.cli run --protocol demo --methods uniad,iuf --device "$DEVICE" --precision bf16 --compile --out "$RUNS" --run-id gpu_compiled --no-progress
 step compare-compiled 30 python3 benchmarks/compare_runs.py "$RUNS/gpu_fp32" "$RUNS/gpu_compiled"

@@ -170,6 +170,7 @@ def loss_trajectory(name: str, device: torch.device, precision: str, compile: bo
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
     """Measure every method; returns the JSON-ready report."""
+    t0 = time.perf_counter()
     device = pick_device(opts.device)
     precision = pick_precision(opts.precision, device)
     protocol = load_protocol(opts.protocol, require_roots=False)
@@ -191,7 +192,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         "host": host(device), "versions": versions(), "precision": precision, "compile": opts.compile,
         "protocol": protocol.name, "feature_shape": list(shape), "schedule": opts.schedule, "batch_size": batch,
         "eval_batch_size": eval_batch, "timing": timing, "paper_samples": samples, "features": features,
-        "methods": rows,
+        "methods": rows, "seconds": round(time.perf_counter() - t0, 1),
     }
 
 

@@ -9,6 +9,7 @@ Object-Aware Self-Attention uses; UniAD passes none.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -49,17 +50,23 @@ def neighbor_allowed(grid: tuple[int, int], size: tuple[int, int]) -> torch.Tens
     return ~near
 
 
+def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
+    """Bool mask keeping each element with probability 1 - p (p rounded to 1/32768): four 15-bit
+    uniforms from each int64 of torch's global generator, since `bernoulli_` is slow on the CPU.
+    (`random_()` draws int64 in [0, 2^63), so each int16's sign bit is masked off, not compared.)"""
+    n = math.prod(shape)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(shape)
+    return (bits & 0x7FFF) >= round(p * 32768)
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """`F.dropout`, except on the CPU, where `bernoulli_` is slow (a quarter of a training step):
-    there each int64 from the global generator gives four 15-bit uniforms (p rounded to 1/32768)."""
+    """`F.dropout`, except on the CPU, where `bernoulli_` is slow (a quarter of a training step): the
+    mask comes from `keep_mask` and is turned into one float multiplier (1 / (1 - p) or 0)."""
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
-    n = x.numel()
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(x.shape)
-    keep = (bits & 0x7FFF) >= round(p * 32768)
-    return x * keep / (1.0 - p)
+    return x * keep_mask(x.shape, p).to(x.dtype).mul_(1.0 / (1.0 - p))
 
 
 class Dropout(nn.Module):
@@ -80,10 +87,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Ten
     """
     if not (training and p > 0.0 and q.device.type == "cpu"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p if training else 0.0)
-    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
-    if bias is not None:
-        scores = scores + bias
-    return dropout(scores.softmax(dim=-1), p, True) @ v
+    b, h, lq, d = q.shape
+    q3, k3 = q.reshape(b * h, lq, d), k.reshape(b * h, -1, d).transpose(1, 2)
+    scale = d**-0.5
+    if bias is None:
+        scores = torch.bmm(q3, k3) * scale
+    else:  # scale, product and mask in one GEMM call
+        scores = torch.baddbmm(bias, q3, k3, alpha=scale)
+    return dropout(scores.softmax(dim=-1), p, True).view(b, h, lq, -1) @ v
 
 
 class Attention(nn.Module):

@@ -75,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, help="calls per timed repeat (default: 1 CPU, 20 CUDA)")
     bench.add_argument("--out", type=Path, help="JSON report path (default: results/bench/<device>-<time>.json)")
 
+    rep = sub.add_parser("report", help="the paper's tables (LaTeX, Markdown, CSV) from run directories")
+    rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    rep.add_argument("--format", default="md", choices=["latex", "md", "csv"])
+    rep.add_argument("--layout", default="table1", choices=["table1", "table2"],
+                     help="table1: methods x protocols; table2: the IUF ablations")
+    rep.add_argument("--definition", default="paper", choices=["paper", "standard"],
+                     help="paper ACC/FM (default) or final ACC / Chaudhry FM")
+    rep.add_argument("--with-paper", action="store_true", help="add the paper's reported numbers as labelled rows")
+    rep.add_argument("--out", type=Path, help="file to write (default: print)")
+
+    plot = sub.add_parser("plot", help="curves, heatmaps and the qualitative grid (PNG and PDF)")
+    plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    plot.add_argument("--out", type=Path, required=True, help="folder for the figures")
+
+    check = sub.add_parser("check", help="fail (exit 1) when a run's scores fall below a stored reference")
+    check.add_argument("run", type=Path, metavar="RUN_DIR")
+    check.add_argument("--against", type=Path, required=True, help="reference JSON, e.g. results/reference/demo.json")
+    check.add_argument("--tolerance", type=float, default=0.5, help="allowed drop in points (x100), default 0.5")
+    check.add_argument("--update", action="store_true", help="(re)write the reference from this run")
+
     lst = sub.add_parser("list", help="list protocols, methods or datasets")
     lst.add_argument("what", choices=["protocols", "methods", "datasets"])
 
@@ -142,6 +162,36 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(f"report written to {out}")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from iufbench.report.runs import load_runs  # noqa: PLC0415
+    from iufbench.report.tables import report, write  # noqa: PLC0415
+
+    write(report(load_runs(args.runs), args.layout, args.format, args.definition, args.with_paper), args.out)
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from iufbench.report.plots import plot_all  # noqa: PLC0415
+    from iufbench.report.runs import load_runs  # noqa: PLC0415
+
+    paths = plot_all(load_runs(args.runs), args.out)
+    print(f"wrote {len(paths)} files to {args.out}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from iufbench.report.check import compare, format_result, read_reference, write_reference  # noqa: PLC0415
+    from iufbench.report.runs import load_run  # noqa: PLC0415
+
+    run = load_run(args.run)
+    if args.update:
+        write_reference(run, args.against)
+        print(f"reference {args.against} written from {args.run}")
+        return 0
+    reference = read_reference(args.against)
+    result = compare(run, reference, args.tolerance)
+    print(format_result(result, args.tolerance, reference["protocol_hash"] != run.record["protocol"]["hash"]))
+    return 1 if (result["status"] != "ok").any() else 0
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     if args.what == "protocols":
         from iufbench.protocols import list_protocols  # noqa: PLC0415
@@ -176,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("timm").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
-        {"run": cmd_run, "bench": cmd_bench, "list": cmd_list, "data": cmd_data}[args.command](args)
+        commands = {"run": cmd_run, "bench": cmd_bench, "report": cmd_report, "plot": cmd_plot,
+                    "check": cmd_check, "list": cmd_list, "data": cmd_data}
+        return commands[args.command](args) or 0
     except IufbenchError as exc:
         print(f"iufbench: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

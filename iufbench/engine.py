@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from iufbench.config import resolve_method_config
+from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
 from iufbench.features import FeatureExtractor
@@ -191,10 +192,41 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         }
+        if step == len(protocol.tasks) - 1:
+            run_dir.save_maps(method_name, seed, qualitative_sample(method, protocol, bank))
         run_dir.save_checkpoint(method_name, seed, step, {"state": method.state_dict(), "rows": rows},
                                 opts.keep_all_checkpoints)
         run_dir.write_matrix(_other_rows(run_dir, method_name, seed) + rows)
         run_dir.write_record(record)
+
+
+QUALITATIVE_PER_OBJECT = 2  # defective test images per old object kept for the qualitative figure
+
+
+@torch.no_grad()
+def qualitative_sample(method: Method, protocol: Protocol, bank: FeatureBank) -> dict[str, np.ndarray]:
+    """After the last step: the first defective test images of every object learned before it, with
+    their masks and this method's anomaly maps (float16), so figures need neither data nor model."""
+    picks = []
+    for obj in (o for task in protocol.tasks[:-1] for o in task):
+        defective = np.flatnonzero(bank[obj].labels == 1)[:QUALITATIVE_PER_OBJECT]
+        picks.extend((obj, int(i)) for i in defective)
+    if not picks:
+        return {"objects": np.array([], dtype=str)}
+    features = torch.stack([bank[o].test[i] for o, i in picks])
+    scores = method.score(features)
+    h, w = protocol.image_size
+    masks = [bank[o].masks[i] if bank[o].masks is not None else np.zeros((h, w), bool) for o, i in picks]
+    return {
+        "objects": np.array([o for o, _ in picks]),
+        "paths": np.array([bank[o].test_images[i] for o, i in picks]),
+        "images": np.stack([load_image(Path(bank[o].test_images[i]), (h, w)) for o, i in picks]),
+        "masks": np.stack(masks),
+        "has_mask": np.array([bank[o].masks is not None for o, _ in picks]),
+        "maps": (scores.maps.float().numpy() if scores.maps is not None else np.full((len(picks), h, w), np.nan))
+        .astype(np.float16),
+        "image_scores": scores.image.float().numpy(),
+    }
 
 
 def _other_rows(run_dir: RunDir, method: str, seed: int) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ results/<run-id>/
   record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory
   matrix.csv      long format: method, seed, step, object, metric, value (rewritten after every step)
   summary.csv     continual summaries per method, seed, metric (written when the run completes)
+  maps/<method>-seed<k>.npz   a fixed sample of old objects' test images, masks and anomaly maps
+                              after the last step (the qualitative figure)
   checkpoints/<method>/seed<k>/step<k>.pt   method state + the rows so far, for --resume
 
 Every file is written to a temporary name and renamed, so an interrupted run never leaves a
@@ -11,6 +13,7 @@ half-written file behind.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -20,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -58,7 +62,7 @@ def git_sha() -> str | None:
 
 def host(device: torch.device) -> dict[str, Any]:
     info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": str(device),
-            "argv": sys.argv}
+            "torch_threads": torch.get_num_threads(), "argv": sys.argv}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -92,6 +96,24 @@ class RunDir:
 
     def write_summary(self, summary: pd.DataFrame) -> None:
         atomic_write(self.path / "summary.csv", summary.to_csv(index=False))
+
+    def maps_path(self, method: str, seed: int) -> Path:
+        return self.path / "maps" / f"{method}-seed{seed}.npz"
+
+    def save_maps(self, method: str, seed: int, arrays: dict[str, np.ndarray]) -> None:
+        """The qualitative sample (images, masks, anomaly maps) of one method and seed, atomically."""
+        target = self.maps_path(method, seed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        atomic_write(target, buffer.getvalue())
+
+    def read_maps(self, method: str, seed: int) -> dict[str, np.ndarray] | None:
+        path = self.maps_path(method, seed)
+        if not path.is_file():
+            return None
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
 
     def checkpoint_dir(self, method: str, seed: int) -> Path:
         return self.path / "checkpoints" / method / f"seed{seed}"

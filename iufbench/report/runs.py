@@ -1,0 +1,61 @@
+"""Run directories as the report commands read them: record, matrix and continual summaries.
+
+Everything a table, plot or check shows is computed here from `record.json` and `matrix.csv`;
+nothing is typed in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iufbench.errors import DataError
+from iufbench.records import RunDir
+from iufbench.report.summary import summarise_matrix
+
+
+@dataclass
+class Run:
+    """One finished (or partly finished) run directory."""
+
+    dir: RunDir
+    record: dict[str, Any]
+    matrix: pd.DataFrame
+
+    @property
+    def protocol(self) -> str:
+        return self.record["protocol"]["name"]
+
+    @property
+    def tasks(self) -> list[list[str]]:
+        return self.record["protocol"]["resolved"]["tasks"]
+
+    @property
+    def learned_at(self) -> dict[str, int]:
+        return {obj: step for step, task in enumerate(self.tasks) for obj in task}
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """Continual summaries of every (method, seed, metric) whose matrix covers every step."""
+        steps = len(self.tasks)
+        complete = self.matrix.groupby(["method", "seed"])["step"].transform("max") == steps - 1
+        return summarise_matrix(self.matrix[complete], self.learned_at)
+
+
+def load_run(path: Path) -> Run:
+    run_dir = RunDir(Path(path))
+    if not run_dir.exists():
+        raise DataError(f"{path} is not a run directory (no record.json); pass results/<run-id> folders "
+                        "written by `iufbench run`")
+    if not (run_dir.path / "matrix.csv").is_file():
+        raise DataError(f"run {path} has no matrix.csv: it stopped before its first step finished")
+    return Run(run_dir, run_dir.read_record(), run_dir.read_matrix())
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    if not paths:
+        raise DataError("no run directories given")
+    return [load_run(p) for p in paths]

@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     )
     run_dir = engine.run(protocol, opts)
     summary = summarise_matrix(run_dir.read_matrix(), protocol.learned_at())
-    old_data = {m for m in methods if METHODS.get(m).sees_old_data}
+    old_data = {m for m in methods if METHODS.get(m).uses_old_data()}
     print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
           f"seeds {args.seeds}, results in {run_dir.path}")
     print(format_table(summary, old_data))

@@ -73,7 +73,7 @@ def test_csv_round_trips_through_pandas(run_dir: Path) -> None:
                       & (seed_values["stat"] == "acc")]["value"]
     row = back[(back["method"] == "uniad") & (back["level"] == "image") & (back["stat"] == "acc")].iloc[0]
     assert row["mean"] == pytest.approx(one.mean()) and row["std"] == pytest.approx(one.std(ddof=1))
-    assert row["n"] == 2 and not row["sees_old_data"]
+    assert row["n"] == 2 and not row["uses_old_data"]
 
 
 def test_table2_lists_only_ablations_with_their_components(run_dir: Path) -> None:

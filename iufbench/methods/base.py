@@ -59,12 +59,18 @@ class Scores:
 class Method(ABC):
     """Base class; subclasses register with `METHODS.register(name)`."""
 
-    sees_old_data: ClassVar[bool] = False
+    sees_old_data: ClassVar[bool] = False  # the engine hands it every seen object's data (joint)
+    keeps_old_data: ClassVar[bool] = False  # it stores old objects' data itself (replay buffer)
     pixel_output: ClassVar[bool] = True
     family: ClassVar[str] = "reconstruction"
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         self.config, self.ctx = config, ctx
+
+    @classmethod
+    def uses_old_data(cls) -> bool:
+        """Not a fair incremental result: every table marks it and never ranks it best."""
+        return cls.sees_old_data or cls.keeps_old_data
 
     @abstractmethod
     def learn(self, task: TrainTask) -> dict[str, float]:

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from iufbench.report.runs import Run  # noqa: E402
 from iufbench.report.summary import step_object_matrix  # noqa: E402
-from iufbench.report.tables import LEVELS, sees_old_data  # noqa: E402
+from iufbench.report.tables import LEVELS, uses_old_data  # noqa: E402
 
 QUALITATIVE_ROWS = 6
 
@@ -45,8 +45,8 @@ def curves(run: Run, out: Path) -> list[Path]:
             if table.empty or table.isna().all().all():
                 continue
             mean, std = table.mean(axis=1), table.std(axis=1, ddof=1)
-            style = {"linestyle": "--", "color": "black"} if sees_old_data(method) else {"marker": "o"}
-            label = method + (" (sees old data: upper bound)" if sees_old_data(method) else "")
+            style = {"linestyle": "--", "color": "black"} if uses_old_data(method) else {"marker": "o"}
+            label = method + (" (sees old data: upper bound)" if uses_old_data(method) else "")
             ax.plot(mean.index, mean.values, label=label, **style)
             if table.shape[1] > 1:
                 ax.fill_between(mean.index, mean - std, mean + std, alpha=0.15, color=ax.lines[-1].get_color())

@@ -34,8 +34,8 @@ LAYOUTS = ("table1", "table2")
 FORMATS = ("latex", "md", "csv")
 
 
-def sees_old_data(method: str) -> bool:
-    return method in METHODS and METHODS.get(method).sees_old_data
+def uses_old_data(method: str) -> bool:
+    return method in METHODS and METHODS.get(method).uses_old_data()
 
 
 def run_scores(runs: list[Run], definition: str) -> pd.DataFrame:
@@ -94,7 +94,7 @@ def _number(mean: float, std: float, pm: str) -> str:
 def _best(agg: pd.DataFrame) -> set[tuple[str, str, str, str]]:
     """(protocol, stat, level, method) of each column's best incremental run result."""
     best = set()
-    eligible = agg[(agg["source"] == "run") & ~agg["method"].map(sees_old_data) & agg["mean"].notna()]
+    eligible = agg[(agg["source"] == "run") & ~agg["method"].map(uses_old_data) & agg["mean"].notna()]
     for (protocol, stat, level), group in eligible.groupby(["protocol", "stat", "level"]):
         value = group["mean"].max() if stat == "acc" else group["mean"].min()
         best.update((protocol, stat, level, m) for m in group.loc[group["mean"] == value, "method"])
@@ -116,7 +116,7 @@ def build_table(agg: pd.DataFrame, layout: str, fmt: str) -> pd.DataFrame:
         if source == "paper":
             label = f"{group['label'].iloc[0]} (reported in paper)"
         else:
-            label = method + (" †" if sees_old_data(method) else "")
+            label = method + (" †" if uses_old_data(method) else "")
         cells = rows.setdefault(label, {})
         if layout == "table2":
             marks = {"latex": (r"\checkmark", "--"), "md": ("✓", "✗")}[fmt]
@@ -173,7 +173,7 @@ def report(runs: list[Run], layout: str = "table1", fmt: str = "latex", definiti
         paper = paper_numbers(layout)
         agg = pd.concat([agg, paper[paper["protocol"].isin(agg["protocol"])]], ignore_index=True)
     if fmt == "csv":
-        out = agg.assign(definition=definition, sees_old_data=agg["method"].map(sees_old_data))
+        out = agg.assign(definition=definition, uses_old_data=agg["method"].map(uses_old_data))
         return out.drop(columns=[c for c in ("label",) if c in out]).to_csv(index=False)
     return render(build_table(agg, layout, fmt), fmt, caption(definition, agg))
 

@@ -1,0 +1,1 @@
+"""Continual-learning baselines on UniAD (the paper's Table 1 comparisons and two it lacks)."""

@@ -123,6 +123,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     if resuming:
         record = run_dir.read_record()
         record["status"] = "running"
+        record["seeds"] = sorted(set(record["seeds"]) | set(opts.seeds))  # a resume may add seeds
         record.setdefault("resumed", []).append(dt.datetime.now().isoformat(timespec="seconds"))
     else:
         record = {

@@ -179,3 +179,13 @@ def test_iuf_resume_matches_an_uninterrupted_run(tmp_path: Path, tiny_root: Path
         methods=["iuf_refcode"], overrides=[*TINY_OVERRIDES, *extra], out_dir=out, run_id="r", progress=False, **kw)
     full, _ = _run_then_kill_in_step_2(proto, make_opts, IUFMethod, tmp_path, monkeypatch)
     _assert_same_matrix(full, run(proto, make_opts(tmp_path / "cut", resume=True)).read_matrix())
+
+
+def test_resume_can_add_seeds_and_records_them(tmp_path: Path, tiny_protocol: Path, learn_calls: list) -> None:
+    proto = load_protocol(str(tiny_protocol))
+    run(proto, _opts(tmp_path, ["uniad"]))
+    learn_calls.clear()
+    done = run(proto, _opts(tmp_path, ["uniad"], resume=True, seeds=[0, 1]))
+    assert len(learn_calls) == 2  # seed 1's two steps; seed 0 came from its checkpoint
+    assert done.read_record()["seeds"] == [0, 1]
+    assert set(done.read_matrix()["seed"]) == {0, 1}

@@ -35,6 +35,11 @@ def _seen_mean(run: Run, method: str, metric: str) -> pd.DataFrame:
     return sub.groupby(["step", "seed"])["value"].mean().unstack("seed") * 100
 
 
+def _seed_count(run: Run) -> str:
+    counts = run.matrix.groupby("method")["seed"].nunique()
+    return str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+
+
 def curves(run: Run, out: Path) -> list[Path]:
     """Mean AUROC of all objects seen so far after each step, per method; joint dashed (upper bound)."""
     methods = list(dict.fromkeys(run.matrix["method"]))
@@ -55,10 +60,9 @@ def curves(run: Run, out: Path) -> list[Path]:
         ax.set_ylabel("mean AUROC of objects seen so far (%)")
         ax.set_xticks(range(len(run.tasks)))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    seeds = run.matrix["seed"].nunique()
-    fig.suptitle(f"{run.protocol}: AUROC after each step, mean over {seeds} seed(s)"
-                 + (" (band: ± std)" if seeds > 1 else ""))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=8)
+    fig.suptitle(f"{run.protocol}: AUROC after each step, mean over {_seed_count(run)} seed(s) per method"
+                 " (band: ± std where there are several)")
     return _save(fig, out, f"curves_{run.dir.path.name}")
 
 
@@ -88,19 +92,26 @@ def heatmaps(run: Run, out: Path) -> list[Path]:
     return paths
 
 
+def _has_maps(run: Run, method: str, seed: int) -> bool:
+    maps = run.dir.read_maps(method, int(seed))
+    return maps is not None and len(maps.get("objects", [])) > 0
+
+
 def qualitative(run: Run, out: Path) -> list[Path]:
     """Old objects after the last step: image, ground truth, and each method's anomaly map overlaid."""
-    seed = int(run.matrix["seed"].min())
-    samples = {m: run.dir.read_maps(m, seed) for m in dict.fromkeys(run.matrix["method"])}
-    samples = {m: s for m, s in samples.items() if s is not None and len(s.get("objects", [])) > 0}
-    if not samples:
+    seeds = sorted(run.matrix["seed"].unique())
+    usable = [s for s in seeds if all(_has_maps(run, m, s) for m in dict.fromkeys(run.matrix["method"]))]
+    if not usable:
         return []
+    seed = int(usable[0])  # the lowest seed every method kept maps for
+    samples = {m: run.dir.read_maps(m, seed) for m in dict.fromkeys(run.matrix["method"])}
     first = next(iter(samples.values()))
     # one image per object first (spread over objects), then second images, up to QUALITATIVE_ROWS
     order = sorted(range(len(first["objects"])), key=lambda i: list(first["objects"][:i]).count(first["objects"][i]))
     rows = order[:QUALITATIVE_ROWS]
     cols = 2 + len(samples)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.1 * cols, 2.1 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.1 * cols, 2.1 * len(rows)), squeeze=False,
+                             layout="constrained")
     for r, i in enumerate(rows):
         axes[r, 0].imshow(first["images"][i])
         axes[r, 0].set_ylabel(str(first["objects"][i]), fontsize=8)
@@ -120,7 +131,7 @@ def qualitative(run: Run, out: Path) -> list[Path]:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"{run.protocol}: defective test images of old objects after the last step (seed {seed}); "
-                 "red = high anomaly score", fontsize=9)
+                 "red = high anomaly score, each map scaled to its own range", fontsize=9)
     return _save(fig, out, f"qualitative_{run.dir.path.name}")
 
 

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TQDM_DISABLE=1
+# The same kernels (torch, MKL, oneDNN at AVX2) and thread count as when the reference was written,
+# whatever this CPU offers: runs are deterministic on one kernel set, not across kernel sets.
+export ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 .venv/bin/iufbench run --protocol demo --methods uniad,iuf --seeds 0 --out "$out" --run-id check --no-progress

@@ -7,7 +7,6 @@ checkpoints, resume and `state_bytes` include it.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -20,11 +19,7 @@ from iufbench.methods.uniad.method import UniADMethod
 
 def make_plugin(config: dict[str, Any]) -> Any:
     """The avalanche plugin named in `regularizer.name`, with the config's strengths."""
-    with warnings.catch_warnings():  # avalanche imports qpsolvers, which warns that it has no QP solver
-        warnings.simplefilter("ignore", UserWarning)
-        from avalanche.training.plugins import EWCPlugin, MASPlugin  # noqa: PLC0415 - ~4 s import
-
-        from iufbench.methods.continual.avalanche_bridge import CopyingSI  # noqa: PLC0415
+    from iufbench.methods.continual.avalanche_bridge import CopyingSI, EWCPlugin, MASPlugin  # noqa: PLC0415
 
     reg = config["regularizer"]
     if reg["name"] == "ewc":

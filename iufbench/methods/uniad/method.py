@@ -47,7 +47,7 @@ class UniADMethod(Method):
             # cuDNN's SDPA backward (torch 2.11+, H100/H200) returns NaN gradients with an attention mask
             # when the sequence length is 64 mod 128 (pytorch/pytorch#196678): the demo's 8 x 8 grid is
             # exactly that, and bf16 training died in its base task. Process-wide, since compiled graphs
-            # pick backends at trace time; the memory-efficient kernel takes masks and is as fast here.
+            # pick backends at trace time; the memory-efficient kernel takes masks instead.
             torch.backends.cuda.enable_cudnn_sdp(False)
         self.model = self.build_model(model_cfg).to(ctx.device)
         self._forward_train: Callable[[torch.Tensor], Any] | None = None

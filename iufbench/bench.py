@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from iufbench.config import resolve_method_config
-from iufbench.engine import pick_device, pick_precision, seed_everything
+from iufbench.engine import eval_batch_size, pick_device, pick_precision, seed_everything
 from iufbench.features import BackboneSpec, FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
 from iufbench.protocols import Protocol, load_protocol
@@ -132,7 +132,7 @@ def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], de
 def _bench_features(protocol: Protocol, device: torch.device, timing: dict[str, int]) -> tuple[dict, tuple]:
     spec = BackboneSpec(**{**asdict(protocol.backbone), "weights": "random"})
     extractor = FeatureExtractor(spec).to(device)
-    batch = spec.batch_size if device.type == "cpu" else 4 * spec.batch_size  # what `extract` uses
+    batch = extractor.batch_size(device)
     images = np.random.default_rng(0).integers(0, 256, (batch, *protocol.image_size, 3), dtype=np.uint8)
     shape = tuple(extractor.extract(images[:1], device).shape[1:])
     _reset_peak(device)
@@ -180,7 +180,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     timing = {"warmup": opts.warmup if opts.warmup is not None else (30 if opts.compile else 10) if cuda else 1,
               "repeats": opts.repeats or (5 if cuda else 3), "steps": opts.steps or (20 if cuda else 1)}
     batch = opts.batch_size or int((protocol.paper_schedule or {}).get("batch_size", [24])[0])
-    eval_batch = opts.eval_batch_size or (256 if cuda else 32)
+    eval_batch = eval_batch_size(opts.eval_batch_size, device)
     features, shape = _bench_features(protocol, device, timing)
     rows = [_bench_method(m, protocol, shape, device, precision, opts, batch, eval_batch, timing)
             for m in opts.methods]

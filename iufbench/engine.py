@@ -70,6 +70,11 @@ def pick_precision(name: str, device: torch.device) -> str:
     return name
 
 
+def eval_batch_size(requested: int | None, device: torch.device) -> int:
+    """Scoring batch: as asked, else 32 on the CPU and 256 on CUDA (GPUs want wide batches)."""
+    return requested or (256 if device.type == "cuda" else 32)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -243,7 +248,7 @@ def _other_rows(run_dir: RunDir, method: str, seed: int) -> list[dict[str, Any]]
 def evaluate(method: Method, method_name: str, seed: int, step: int, seen: tuple[str, ...], bank: FeatureBank,
              opts: RunOptions, device: torch.device) -> list[dict[str, Any]]:
     """Score the test set of every object seen so far; one row per (object, metric)."""
-    batch = opts.eval_batch_size or (256 if device.type == "cuda" else 32)
+    batch = eval_batch_size(opts.eval_batch_size, device)
     rows = []
     for obj in tqdm(seen, desc=f"step {step} eval", disable=not opts.progress, leave=False):
         data = bank[obj]

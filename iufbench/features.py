@@ -58,10 +58,14 @@ class FeatureExtractor(nn.Module):
         ]
         return torch.cat(levels, dim=1)
 
+    def batch_size(self, device: torch.device) -> int:
+        """Images per forward: the spec's on the CPU, four times that on a GPU (wide batches)."""
+        return self.spec.batch_size if device.type == "cpu" else 4 * self.spec.batch_size
+
     def extract(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
         """Batched extraction of a uint8 NHWC array; returns float32 features on the CPU."""
         self.to(device)
-        step = self.spec.batch_size if device.type == "cpu" else 4 * self.spec.batch_size  # GPUs want wide batches
+        step = self.batch_size(device)
         out = []
         for start in range(0, len(images), step):
             batch = torch.from_numpy(images[start : start + step]).to(device)

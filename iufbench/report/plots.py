@@ -92,19 +92,15 @@ def heatmaps(run: Run, out: Path) -> list[Path]:
     return paths
 
 
-def _has_maps(run: Run, method: str, seed: int) -> bool:
-    maps = run.dir.read_maps(method, int(seed))
-    return maps is not None and len(maps.get("objects", [])) > 0
-
-
 def qualitative(run: Run, out: Path) -> list[Path]:
     """Old objects after the last step: image, ground truth, and each method's anomaly map overlaid."""
-    seeds = sorted(run.matrix["seed"].unique())
-    usable = [s for s in seeds if all(_has_maps(run, m, s) for m in dict.fromkeys(run.matrix["method"]))]
-    if not usable:
+    methods = list(dict.fromkeys(run.matrix["method"]))
+    for seed in sorted(int(s) for s in run.matrix["seed"].unique()):  # the lowest seed every method kept maps for
+        samples = {m: run.dir.read_maps(m, seed) for m in methods}
+        if all(s is not None and len(s.get("objects", [])) > 0 for s in samples.values()):
+            break
+    else:
         return []
-    seed = int(usable[0])  # the lowest seed every method kept maps for
-    samples = {m: run.dir.read_maps(m, seed) for m in dict.fromkeys(run.matrix["method"])}
     first = next(iter(samples.values()))
     # one image per object first (spread over objects), then second images, up to QUALITATIVE_ROWS
     order = sorted(range(len(first["objects"])), key=lambda i: list(first["objects"][:i]).count(first["objects"][i]))

@@ -44,15 +44,17 @@ class StrategyView(SimpleNamespace):
     """The strategy attributes the plugins read: model, optimizer, _criterion, device, train_mb_size,
     clock.train_exp_counter, experience.dataset and the running `loss`."""
 
-    def __init__(self, model: nn.Module, device: torch.device, batch_size: int) -> None:
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
         super().__init__(model=model, optimizer=None, _criterion=nn.MSELoss(), device=device,
-                         train_mb_size=batch_size, clock=SimpleNamespace(train_exp_counter=0),
+                         train_mb_size=None, clock=SimpleNamespace(train_exp_counter=0),
                          experience=None, loss=None)
 
-    def start_task(self, step: int, features: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def start_task(self, step: int, features: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   batch_size: int) -> None:
         self.clock.train_exp_counter = step
         self.experience = SimpleNamespace(dataset=ReconstructionItems(features))
         self.optimizer = optimizer
+        self.train_mb_size = batch_size
 
 
 def _copy_weights(model: nn.Module, target: dict[str, Any], excluded: set[str]) -> None:

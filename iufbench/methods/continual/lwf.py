@@ -8,7 +8,6 @@ no jitter or dropout) on the same batch. A cheap, well-known baseline the paper 
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +36,3 @@ class LwFUniAD(UniADMethod):
 
     def after_task(self, task: TrainTask) -> None:
         self.teacher = None  # rebuilt from the new weights at the next step; not part of the state
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict()}

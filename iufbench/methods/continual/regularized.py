@@ -40,16 +40,12 @@ class RegularizedUniAD(UniADMethod):
         from iufbench.methods.continual.avalanche_bridge import StrategyView  # noqa: PLC0415
 
         self.plugin = make_plugin(config)
-        self.view = StrategyView(self.model, ctx.device, int(config["train"]["batch_size"][0]))
-        self._task: TrainTask | None = None
-
-    def before_task(self, task: TrainTask) -> None:
-        self._task = task
-        self.view.train_mb_size = int(self.config["train"]["batch_size"][task.step])
+        self.view = StrategyView(self.model, ctx.device)
 
     def make_optimizer(self, task: TrainTask) -> torch.optim.Optimizer:
         optimizer = super().make_optimizer(task)
-        self.view.start_task(task.step, task.features.to(self.ctx.device), optimizer)
+        self.view.start_task(task.step, task.features.to(self.ctx.device), optimizer,
+                             int(self.config["train"]["batch_size"][task.step]))
         self.plugin.before_training_exp(self.view)
         return optimizer
 

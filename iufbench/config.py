@@ -78,6 +78,22 @@ def _per_task(value: Any, protocol: Protocol, key: str, schedule: str) -> list[i
     return [int(value)] * n
 
 
+def overrides_for(method: str, overrides: list[str]) -> list[str]:
+    """The overrides that concern `method`: those whose top-level section its config has.
+
+    One command line serves several methods (`--set patchcore.budget=512 --methods patchcore,uniad`,
+    `--epochs 5` with memory-bank methods that do not train), so a section a method lacks is skipped
+    for it; `unused_overrides` reports the ones no selected method has.
+    """
+    raw = load_method_yaml(method)
+    return [text for text in overrides if parse_override(text)[0][0] in raw]
+
+
+def unused_overrides(methods: list[str], overrides: list[str]) -> list[str]:
+    used = {text for name in methods for text in overrides_for(name, overrides)}
+    return [text for text in overrides if text not in used]
+
+
 def resolve_method_config(method: str, protocol: Protocol, schedule: str = "fast",
                           overrides: list[str] | None = None) -> dict[str, Any]:
     """The full configuration a method runs with; recorded verbatim in record.json."""
@@ -88,8 +104,9 @@ def resolve_method_config(method: str, protocol: Protocol, schedule: str = "fast
     config = deep_merge(raw, schedules[schedule])
     for text in overrides or []:
         apply_override(config, *parse_override(text))
-    train = config["train"]
-    train["epochs"] = _per_task(train["epochs"], protocol, "epochs", schedule)
-    train["batch_size"] = _per_task(train["batch_size"], protocol, "batch_size", schedule)
+    train = config.get("train", {})  # memory-bank methods have nothing to train
+    for key in ("epochs", "batch_size"):
+        if key in train:
+            train[key] = _per_task(train[key], protocol, key, schedule)
     config["schedule"] = schedule
     return config

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from iufbench.config import resolve_method_config
+from iufbench.config import overrides_for, resolve_method_config, unused_overrides
 from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
@@ -100,7 +100,11 @@ def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, A
     configs = {}
     for name in opts.methods:
         METHODS.get(name)
-        configs[name] = resolve_method_config(name, protocol, opts.schedule, opts.overrides)
+        configs[name] = resolve_method_config(name, protocol, opts.schedule, overrides_for(name, opts.overrides))
+    unused = unused_overrides(opts.methods, opts.overrides)
+    if unused:
+        raise ConfigError(f"override(s) {', '.join(unused)} match no config section of "
+                          f"{', '.join(opts.methods)}; see methods/<name>.yaml for the keys")
     device = pick_device(opts.device)
     return configs, device, pick_precision(opts.precision, device)
 
@@ -122,7 +126,8 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
         )
     extractor = FeatureExtractor(protocol.backbone)
     t0 = time.perf_counter()
-    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress)
+    keep_pixels = any(METHODS.get(m).inputs == "images" for m in opts.methods)
+    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels)
     feature_seconds = time.perf_counter() - t0
 
     if resuming:
@@ -159,10 +164,11 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
 
 def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
              device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
-    channels, h, w = bank.feature_shape
+    method_cls = METHODS.get(method_name)
+    kind = method_cls.inputs
+    channels, h, w = bank.feature_shape if kind == "features" else (3, *protocol.image_size)
     ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size,
                         device=device, seed=seed, progress=opts.progress, precision=precision, compile=opts.compile)
-    method_cls = METHODS.get(method_name)
     seed_everything(seed)
     method = method_cls(config, ctx)
     rows: list[dict[str, Any]] = []
@@ -181,7 +187,7 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         visible = label_space if method_cls.sees_old_data else new
         task = TrainTask(
             step=step, new_objects=new, objects=visible, label_space=label_space,
-            features=torch.cat([bank[o].train for o in visible]),
+            features=torch.cat([bank[o].inputs(kind, "train") for o in visible]),
             labels=torch.cat([torch.full((len(bank[o].train),), label_space.index(o)) for o in visible]),
         )
         seed_everything(step_seed(seed, step))
@@ -219,7 +225,7 @@ def qualitative_sample(method: Method, protocol: Protocol, bank: FeatureBank) ->
         picks.extend((obj, int(i)) for i in defective)
     if not picks:
         return {"objects": np.array([], dtype=str)}
-    features = torch.stack([bank[o].test[i] for o, i in picks])
+    features = torch.stack([bank[o].inputs(method.inputs, "test")[i] for o, i in picks])
     scores = method.score(features)
     h, w = protocol.image_size
     masks = [bank[o].masks[i] if bank[o].masks is not None else np.zeros((h, w), bool) for o, i in picks]
@@ -253,8 +259,9 @@ def evaluate(method: Method, method_name: str, seed: int, step: int, seen: tuple
     for obj in tqdm(seen, desc=f"step {step} eval", disable=not opts.progress, leave=False):
         data = bank[obj]
         image_scores, maps = [], []
-        for start in range(0, len(data.test), batch):
-            scores = method.score(data.test[start : start + batch])
+        inputs = data.inputs(method.inputs, "test")
+        for start in range(0, len(inputs), batch):
+            scores = method.score(inputs[start : start + batch])
             image_scores.append(scores.image.float().numpy())
             if scores.maps is not None:
                 maps.append(scores.maps.float().numpy())

@@ -44,7 +44,7 @@ class TrainTask:
     new_objects: tuple[str, ...]  # objects introduced at this step
     objects: tuple[str, ...]  # objects whose images are in `features` (== new_objects unless joint/replay)
     label_space: tuple[str, ...]  # every object learned so far, in learning order (grows; for object heads)
-    features: torch.Tensor  # [N, C, H, W] cached backbone features
+    features: torch.Tensor  # [N, C, H, W] cached backbone features (uint8 images if `Method.inputs` says so)
     labels: torch.Tensor  # [N] index into label_space
 
 
@@ -61,8 +61,9 @@ class Method(ABC):
 
     sees_old_data: ClassVar[bool] = False  # the engine hands it every seen object's data (joint)
     keeps_old_data: ClassVar[bool] = False  # it stores old objects' data itself (replay buffer)
-    pixel_output: ClassVar[bool] = True
+    pixel_output: ClassVar[bool] = True  # False: image scores only; pixel cells are n/a, never 0
     family: ClassVar[str] = "reconstruction"
+    inputs: ClassVar[str] = "features"  # or "images": uint8 [N, 3, H, W] at the protocol's image size
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         self.config, self.ctx = config, ctx

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from iufbench.config import resolve_method_config
+from iufbench.config import overrides_for, resolve_method_config
 from iufbench.engine import eval_batch_size, pick_device, pick_precision, seed_everything
 from iufbench.features import BackboneSpec, FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
@@ -90,26 +90,39 @@ def paper_samples(protocol: Protocol) -> int | None:
                zip(schedule["epochs"], schedule["train_images"], schedule["batch_size"]))
 
 
-def _task(step: int, n: int, shape: tuple[int, ...], objects: int, device: torch.device) -> TrainTask:
+def _inputs(n: int, shape: tuple[int, ...], kind: str, device: torch.device) -> torch.Tensor:
+    """Random features, or random uint8 images for methods that learn from pixels."""
+    if kind == "images":
+        return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, device=device)
+    return torch.randn(n, *shape, device=device)
+
+
+def _task(step: int, n: int, shape: tuple[int, ...], objects: int, device: torch.device,
+          kind: str = "features") -> TrainTask:
     names = tuple(f"object{i}" for i in range(objects))
     return TrainTask(step=step, new_objects=names[-1:], objects=names[-1:], label_space=names,
-                     features=torch.randn(n, *shape, device=device),
+                     features=_inputs(n, shape, kind, device),
                      labels=torch.randint(0, objects, (n,), device=device))
 
 
 def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], device: torch.device,
                   precision: str, opts: BenchOptions, batch: int, eval_batch: int,
                   timing: dict[str, int]) -> dict[str, Any]:
-    config = resolve_method_config(name, protocol, opts.schedule, ["train.epochs=1", f"train.batch_size={batch}"])
+    method_cls = METHODS.get(name)
+    config = resolve_method_config(name, protocol, opts.schedule,
+                                   overrides_for(name, ["train.epochs=1", f"train.batch_size={batch}"]))
+    kind = method_cls.inputs
+    if kind == "images":
+        shape = (3, *protocol.image_size)
     channels, h, w = shape
     ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
                         seed=0, progress=False, precision=precision, compile=opts.compile)
     seed_everything(0)
     _reset_peak(device)
-    method: Method = METHODS.get(name)(config, ctx)
+    method: Method = method_cls(config, ctx)
     objects = len(protocol.tasks[0]) + 1
-    method.learn(_task(0, batch, shape, objects - 1, device))  # a base task, so step 1 is incremental
-    step = _task(1, batch, shape, objects, device)
+    method.learn(_task(0, batch, shape, objects - 1, device, kind))  # a base task, so step 1 is incremental
+    step = _task(1, batch, shape, objects, device, kind)
     result: dict[str, Any] = {"method": name}
     if hasattr(method, "train_step"):
         method.before_task(step)
@@ -121,7 +134,7 @@ def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], de
     result["train_step_ms"] = seconds * 1000
     result["train_img_s"] = batch / seconds
     result["train_peak_gib"] = _peak_memory_gib(device)
-    test = torch.randn(eval_batch, *shape, device=device)
+    test = _inputs(eval_batch, shape, kind, device)
     _reset_peak(device)
     seconds = _timed(lambda: method.score(test), device, **timing)
     result["infer_img_s"] = eval_batch / seconds

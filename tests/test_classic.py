@@ -143,3 +143,13 @@ def test_demo_patchcore_forgets_the_cumulative_bank_does_not_and_dne_ranks_defec
     budget = run_dir.read_record()["methods"]["patchcore_cumulative"]["patchcore"]["budget"]
     assert rows[0] < rows[1] <= budget and rows[-2] == rows[-1] == budget  # grows, then the budget holds it
     assert sizes[0] < sizes[1] and sizes[-2] == sizes[-1]
+
+
+def test_bench_times_memory_banks_and_pixel_methods() -> None:
+    from iufbench.bench import BenchOptions, run_bench
+
+    opts = BenchOptions(methods=["patchcore", "cad_dne", "draem"], device="cpu", protocol="demo", schedule="fast",
+                        batch_size=2, eval_batch_size=2, warmup=0, repeats=1, steps=1)
+    rows = {r["method"]: r for r in run_bench(opts)["methods"]}
+    assert set(rows) == {"patchcore", "cad_dne", "draem"}
+    assert all(r["train_img_s"] > 0 and r["infer_img_s"] > 0 for r in rows.values())

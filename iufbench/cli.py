@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--definition", default="paper", choices=["paper", "standard"],
                      help="paper ACC/FM (default) or final ACC / Chaudhry FM")
     rep.add_argument("--with-paper", action="store_true", help="add the paper's reported numbers as labelled rows")
+    rep.add_argument("--with-memory", action="store_true",
+                     help="add each method's state after the last step (MiB) per protocol")
     rep.add_argument("--out", type=Path, help="file to write (default: print)")
 
     plot = sub.add_parser("plot", help="curves, heatmaps and the qualitative grid (PNG and PDF)")
@@ -166,7 +168,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     from iufbench.report.runs import load_runs  # noqa: PLC0415
     from iufbench.report.tables import report, write  # noqa: PLC0415
 
-    write(report(load_runs(args.runs), args.layout, args.format, args.definition, args.with_paper), args.out)
+    write(report(load_runs(args.runs), args.layout, args.format, args.definition, args.with_paper,
+                 args.with_memory), args.out)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:

@@ -150,3 +150,15 @@ def test_report_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert main(["check", str(tmp_path), "--against", str(tmp_path / "none.json")]) == 2
+
+
+def test_memory_column_shows_the_recorded_state_after_the_last_step(run_dir: Path) -> None:
+    run_ = load_run(run_dir)
+    text = report([run_], "table1", "md", with_memory=True)
+    uniad = next(line for line in text.splitlines() if line.startswith("| uniad "))
+    recorded = np.mean([run_.record["steps"][f"uniad/seed{s}"]["1"]["state_bytes"] for s in (0, 1)]) / 2**20
+    assert "tiny STATE MiB" in text and uniad.rstrip(" |").endswith(f"{recorded:.2f}")
+    csv = pd.read_csv(io.StringIO(report([run_], "table1", "csv", with_memory=True)))
+    row = csv[(csv["method"] == "uniad") & (csv["stat"] == "state_mib")].iloc[0]
+    assert row["mean"] == pytest.approx(recorded) and row["n"] == 2
+    assert "STATE" not in report([run_], "table1", "md")  # only when asked

@@ -31,6 +31,7 @@ DEFINITIONS = {
 ABLATIONS = {"iuf_no_oasa": (False, True, True), "iuf_no_scl": (True, False, True),
              "iuf_no_us": (True, True, False), "iuf": (True, True, True)}
 LAYOUTS = ("table1", "table2")
+MEMORY = "STATE MiB"  # column of what a method keeps after the last step (weights, bank, statistics)
 FORMATS = ("latex", "md", "csv")
 
 
@@ -62,6 +63,19 @@ def run_scores(runs: list[Run], definition: str) -> pd.DataFrame:
         raise DataError(f"{row['method']} seed {row['seed']} on {row['protocol']} appears in two runs; "
                         "pass each (method, seed) once")
     return scores
+
+
+def run_memory(runs: list[Run]) -> pd.DataFrame:
+    """State each (method, seed) keeps after its last step, in MiB (record.json's `state_bytes`)."""
+    rows = []
+    for run in runs:
+        last = str(len(run.tasks) - 1)
+        for key, steps in run.record["steps"].items():
+            if last in steps:
+                method, seed = key.rsplit("/seed", 1)
+                rows.append({"protocol": run.protocol, "method": method, "seed": int(seed),
+                             "mib": steps[last]["state_bytes"] / 2**20})
+    return pd.DataFrame(rows, columns=["protocol", "method", "seed", "mib"])
 
 
 def aggregate(scores: pd.DataFrame) -> pd.DataFrame:
@@ -101,8 +115,9 @@ def _best(agg: pd.DataFrame) -> set[tuple[str, str, str, str]]:
     return best
 
 
-def build_table(agg: pd.DataFrame, layout: str, fmt: str) -> pd.DataFrame:
-    """Cells as strings, rows = methods (run rows first, then paper rows), columns = (protocol, stat)."""
+def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cells as strings, rows = methods (run rows first, then paper rows), columns = (protocol, stat),
+    plus (protocol, "STATE MiB") when `memory` (from `run_memory`) is given."""
     bold = {"latex": lambda t: rf"\textbf{{{t}}}", "md": lambda t: f"**{t}**"}[fmt]
     pm = {"latex": r" $\pm$ ", "md": " ± "}[fmt]
     if layout == "table2":
@@ -129,19 +144,26 @@ def build_table(agg: pd.DataFrame, layout: str, fmt: str) -> pd.DataFrame:
                 text = "n/a" if row.empty else _number(row["mean"].iloc[0], row["std"].iloc[0], pm)
                 texts.append(bold(text) if (protocol, stat, level, method) in best and source == "run" else text)
             cells[(protocol, stat.upper())] = " / ".join(texts)
+        if memory is not None and source == "run":
+            for protocol, part in memory[memory["method"] == method].groupby("protocol"):
+                cells[(protocol, MEMORY)] = f"{part['mib'].mean():.2f}"
+    stats = ("ACC", "FM", MEMORY) if memory is not None else ("ACC", "FM")
     columns = ([("", c) for c in ("OASA", "SCL", "US")] if layout == "table2" else []) + [
-        (p, s) for p in protocols for s in ("ACC", "FM")]
+        (p, s) for p in protocols for s in stats]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=pd.MultiIndex.from_tuples(columns))
     table.index.name = "method"
     return table.fillna("n/a")
 
 
-def caption(definition: str, agg: pd.DataFrame) -> str:
-    seeds = sorted(agg.loc[agg["source"] == "run", "n"].unique())
+def caption(definition: str, agg: pd.DataFrame, memory: bool = False) -> str:
+    seeds = sorted(agg.loc[(agg["source"] == "run") & (agg["n"] > 0), "n"].unique())  # n = 0: n/a cells
     text = (f"Image / pixel AUROC (%). {DEFINITIONS[definition][1]}. Mean ± std over "
             f"{' or '.join(map(str, seeds))} seed(s). Bold: best incremental result per column (image and "
             "pixel separately); † sees earlier tasks' training data (upper bound), never bold; n/a: no "
             "pixel output or no result.")
+    if memory:
+        text += (" STATE MiB: what the method keeps after the last step (weights, memory bank, statistics, "
+                 "buffers), mean over seeds.")
     if (agg["source"] == "paper").any():
         text += " Rows 'reported in paper' are the IUF paper's numbers (results/paper), not runs of this suite."
     return text
@@ -161,7 +183,7 @@ def render(table: pd.DataFrame, fmt: str, text: str) -> str:
 
 
 def report(runs: list[Run], layout: str = "table1", fmt: str = "latex", definition: str = "paper",
-           with_paper: bool = False) -> str:
+           with_paper: bool = False, with_memory: bool = False) -> str:
     """The text of one table (LaTeX or Markdown), or its numbers as CSV."""
     if layout not in LAYOUTS or fmt not in FORMATS:
         raise ConfigError(f"layout must be one of {LAYOUTS} and format one of {FORMATS}")
@@ -172,10 +194,16 @@ def report(runs: list[Run], layout: str = "table1", fmt: str = "latex", definiti
                               "with --with-paper")
         paper = paper_numbers(layout)
         agg = pd.concat([agg, paper[paper["protocol"].isin(agg["protocol"])]], ignore_index=True)
+    memory = run_memory(runs) if with_memory else None
     if fmt == "csv":
         out = agg.assign(definition=definition, uses_old_data=agg["method"].map(uses_old_data))
+        if memory is not None:
+            mem = memory.groupby(["protocol", "method"], sort=False)["mib"].agg(mean="mean", n="count").reset_index()
+            out = pd.concat([out, mem.assign(level="", stat="state_mib", std=np.nan, source="run",
+                                             definition=definition,
+                                             uses_old_data=mem["method"].map(uses_old_data))], ignore_index=True)
         return out.drop(columns=[c for c in ("label",) if c in out]).to_csv(index=False)
-    return render(build_table(agg, layout, fmt), fmt, caption(definition, agg))
+    return render(build_table(agg, layout, fmt, memory), fmt, caption(definition, agg, memory is not None))
 
 
 def write(text: str, out: Path | None) -> None:

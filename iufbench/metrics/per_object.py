@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score  # image level; pixels from counts
 
 OBJECT_METRICS: tuple[str, ...] = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "pixel_aupro")
 
@@ -57,14 +57,10 @@ def object_metrics(
         raise ValueError(f"maps {pix.shape} and masks {gt.shape} must both be [N,H,W] with N = {scores.shape[0]}")
     ranks = _rank_pixels(pix, gt)
     if ranks.n_pos.any() and ranks.n_neg.any():
-        # sklearn on one weighted entry per (distinct score, class): the same curves as on the raw
-        # pixels, since tied scores form one threshold either way, at a fraction of the cost.
-        has_neg, has_pos = ranks.n_neg > 0, ranks.n_pos > 0
-        s = np.concatenate((ranks.values[has_neg], ranks.values[has_pos]))
-        y = np.concatenate((np.zeros(has_neg.sum(), np.int8), np.ones(has_pos.sum(), np.int8)))
-        w = np.concatenate((ranks.n_neg[has_neg], ranks.n_pos[has_pos])).astype(np.float64)
-        out["pixel_auroc"] = _flip(float(roc_auc_score(y, s, sample_weight=w)), flip_below_half)
-        out["pixel_ap"] = float(average_precision_score(y, s, sample_weight=w))
+        # From the per-distinct-score counts: the same numbers as sklearn on the raw pixels (tied
+        # scores form one threshold either way; tested against sklearn), in O(distinct scores).
+        out["pixel_auroc"] = _flip(_auroc_from_counts(ranks.n_neg, ranks.n_pos), flip_below_half)
+        out["pixel_ap"] = _ap_from_counts(ranks.n_neg, ranks.n_pos)
     out["pixel_aupro"] = _aupro(ranks, gt, aupro_fpr_limit)
     return out
 
@@ -126,6 +122,22 @@ def _aupro(ranks: _Ranks, gt: np.ndarray, fpr_limit: float) -> float:
     fpr = np.concatenate(([0.0], np.minimum(fpr, 1.0)))
     pro = np.concatenate(([0.0], np.minimum(pro, 1.0)))
     return _area_up_to(fpr, pro, fpr_limit) / fpr_limit
+
+
+def _auroc_from_counts(n_neg: np.ndarray, n_pos: np.ndarray) -> float:
+    """ROC AUC from counts per distinct score (ascending): P(pos > neg) + 0.5 P(pos == neg)."""
+    neg_below = np.cumsum(n_neg) - n_neg
+    pairs = float(n_pos.sum()) * float(n_neg.sum())
+    return float(np.sum(n_pos * (neg_below + 0.5 * n_neg)) / pairs)
+
+
+def _ap_from_counts(n_neg: np.ndarray, n_pos: np.ndarray) -> float:
+    """Average precision (sklearn's step-wise sum of precision x recall increments) from counts per
+    distinct score (ascending); each distinct score is one threshold, taken from the top."""
+    tp = np.cumsum(n_pos[::-1].astype(np.float64))
+    fp = np.cumsum(n_neg[::-1].astype(np.float64))
+    recall_step = n_pos[::-1] / tp[-1]
+    return float(np.sum(recall_step * tp / (tp + fp)))
 
 
 def _area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:

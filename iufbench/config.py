@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
 
 from iufbench.errors import ConfigError
 from iufbench.protocols import Protocol
 from iufbench.resources import builtin_dir, builtin_names
+from iufbench.yaml_loader import load_yaml
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def load_method_yaml(name: str) -> dict[str, Any]:
     path = builtin_dir("methods") / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"no config methods/{name}.yaml for method '{name}'. Configs: {', '.join(builtin_names('methods'))}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path.read_text()) or {}
     parent = raw.pop("extends", None)
     return deep_merge(load_method_yaml(parent), raw) if parent else raw
 
@@ -42,13 +42,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like KEY.PATH=VALUE, e.g. train.lr=1e-3")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value)
-    if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string
-        try:
-            parsed = float(parsed)
-        except ValueError:
-            pass
-    return key.strip().split("."), parsed
+    return key.strip().split("."), load_yaml(value)
 
 
 def apply_override(config: dict[str, Any], path: list[str], value: Any) -> None:

@@ -21,6 +21,7 @@ from iufbench.data.types import ObjectData
 from iufbench.errors import ConfigError, DataError
 from iufbench.features import BackboneSpec
 from iufbench.resources import builtin_dir, builtin_names
+from iufbench.yaml_loader import load_yaml
 
 _KEYS = {"description", "image_size", "backbone", "sources", "tasks", "paper_schedule"}
 
@@ -66,7 +67,7 @@ def list_protocols() -> list[tuple[str, str]]:
     """(name, description) of every built-in protocol."""
     out = []
     for name in builtin_names("protocols"):
-        raw = yaml.safe_load((builtin_dir("protocols") / f"{name}.yaml").read_text())
+        raw = load_yaml((builtin_dir("protocols") / f"{name}.yaml").read_text())
         out.append((name, str(raw.get("description", "")).strip().splitlines()[0]))
     return out
 
@@ -94,7 +95,7 @@ def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[s
     `require_roots=False` is for tools that read no images (`iufbench bench`)."""
     path = _protocol_file(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"protocol {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

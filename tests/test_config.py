@@ -41,3 +41,12 @@ def test_paper_schedule_needs_a_protocol_that_has_one(demo) -> None:
         resolve_method_config("uniad", demo, "paper")
     with pytest.raises(ConfigError, match="no schedule 'slow'"):
         resolve_method_config("uniad", demo, "slow")
+
+
+@pytest.mark.parametrize("text, value", [("1.0e5", 1.0e5), ("1e-4", 1e-4), ("1e5", 1e5), ("-2.5E3", -2500.0),
+                                         ("1.5", 1.5), ("10", 10), (".5", 0.5), ("1_000", 1000), ("e5", "e5")])
+def test_yaml_reads_numbers_as_users_write_them(text: str, value: object) -> None:
+    from iufbench.yaml_loader import load_yaml
+
+    loaded = load_yaml(f"x: {text}")["x"]
+    assert loaded == value and type(loaded) is type(value)  # PyYAML alone reads 1.0e5 and 1e-4 as text

@@ -83,7 +83,7 @@ def test_padim_channels_follow_the_seed_and_a_state_round_trip_scores_identicall
     b.load_state_dict(a.state_dict())
     probe = _task(1).features[:4]
     assert torch.equal(a.score(probe).image, b.score(probe).image)
-    with pytest.raises(ValueError, match="n_features"):
+    with pytest.raises(ConfigError, match="n_features"):
         _method("padim", "padim.n_features=17")
 
 
@@ -153,3 +153,14 @@ def test_bench_times_memory_banks_and_pixel_methods() -> None:
     rows = {r["method"]: r for r in run_bench(opts)["methods"]}
     assert set(rows) == {"patchcore", "cad_dne", "draem"}
     assert all(r["train_img_s"] > 0 and r["infer_img_s"] > 0 for r in rows.values())
+
+
+def test_bad_settings_and_too_few_images_fail_with_clear_errors() -> None:
+    from iufbench.methods.base import TrainingError
+
+    with pytest.raises(ConfigError, match="coreset_ratio"):
+        _method("patchcore", "patchcore.coreset_ratio=0")
+    with pytest.raises(ConfigError, match="budget"):
+        _method("patchcore_cumulative", "patchcore.budget=0")
+    with pytest.raises(TrainingError, match="at least 2 training images"):
+        _method("cad_dne").learn(_task(0, n=1))

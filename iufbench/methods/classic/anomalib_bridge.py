@@ -14,6 +14,8 @@ import warnings
 import torch
 from torch import nn
 
+from iufbench.errors import ConfigError
+
 with warnings.catch_warnings():  # anomalib 2.7 imports deprecated timm and dinov2 paths; not ours
     warnings.simplefilter("ignore", FutureWarning)
     from anomalib.models.components import KCenterGreedy
@@ -129,7 +131,7 @@ def padim_model(channels: int, n_features: int, image_size: tuple[int, int], sig
     """anomalib's PadimModel reading cached features; `n_features` channels chosen at random once
     (PaDiM's random dimensionality reduction), drawn from `generator` so a seed fixes them."""
     if not 0 < n_features <= channels:
-        raise ValueError(f"padim.n_features must lie in [1, {channels}] (the feature channels), got {n_features}")
+        raise ConfigError(f"padim.n_features must lie in [1, {channels}] (the feature channels), got {n_features}")
     model = PadimModel(n_features=1, **_cheapest_backbone())  # type: ignore[arg-type]
     model.feature_extractor = CachedFeatures()
     model.layers = [CACHED]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 
-from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
+from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainingError, TrainTask
 
 
 def embed(features: torch.Tensor) -> torch.Tensor:
@@ -52,7 +52,7 @@ class DNE(Method):
     def learn(self, task: TrainTask) -> dict[str, float]:
         z = embed(task.features).double()
         if len(z) < 2:
-            raise ValueError(f"cad_dne needs at least 2 training images per step, got {len(z)}")
+            raise TrainingError(f"cad_dne needs at least 2 training images per step to estimate a covariance; step {task.step} ({', '.join(task.new_objects)}) has {len(z)}")
         self.means.append(z.mean(0))
         # Ledoit-Wolf shrinkage: a full covariance from a few dozen images is singular otherwise
         self.covs.append(torch.from_numpy(LedoitWolf().fit(z.numpy()).covariance_))

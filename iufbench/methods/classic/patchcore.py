@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from iufbench.errors import ConfigError
 from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
 
 
@@ -34,7 +35,9 @@ class PatchCore(Method):
 
         cfg = config["patchcore"]
         if not 0.0 < cfg["coreset_ratio"] <= 1.0:
-            raise ValueError(f"patchcore.coreset_ratio must lie in (0, 1], got {cfg['coreset_ratio']}")
+            raise ConfigError(f"patchcore.coreset_ratio must lie in (0, 1], got {cfg['coreset_ratio']}")
+        if int(cfg["budget"]) < 1:
+            raise ConfigError(f"patchcore.budget must be a positive number of bank rows, got {cfg['budget']}")
         self.model = patchcore_model(cfg["num_neighbors"], ctx.image_size, cfg["blur_sigma"]).to(ctx.device)
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:

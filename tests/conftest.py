@@ -1,4 +1,5 @@
-"""Shared fixtures: offline settings, a private cache, and a tiny synthetic dataset + protocol."""
+"""Shared fixtures: offline settings, a private cache, a tiny synthetic dataset + protocol, and the
+kill-and-resume helpers the engine and method tests share."""
 from __future__ import annotations
 
 import os
@@ -6,10 +7,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports timm: no hub retries
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
+
+from iufbench.engine import run  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -55,3 +60,27 @@ def write_protocol(folder: Path, root: Path, tasks: list[list[str]], name: str =
 @pytest.fixture
 def tiny_protocol(tmp_path: Path, tiny_root: Path) -> Path:
     return write_protocol(tmp_path, tiny_root, [["fabric", "screw"], ["wood"]])
+
+
+def run_then_kill_in_step_2(proto, make_opts, method_cls, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> tuple[pd.DataFrame, str]:
+    """An uninterrupted run's matrix, and the status of a second run killed in step 2 (after
+    step 1 was checkpointed) in tmp_path / 'cut', ready to be resumed."""
+    full = run(proto, make_opts(tmp_path / "full")).read_matrix()
+    original = method_cls.after_task
+
+    def killed_in_step_2(self, task):
+        original(self, task)
+        if task.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(method_cls, "after_task", killed_in_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(proto, make_opts(tmp_path / "cut"))
+    monkeypatch.setattr(method_cls, "after_task", original)
+    return full, json.loads((tmp_path / "cut" / "r" / "record.json").read_text())["status"]
+
+
+def assert_same_matrix(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    key = ["method", "seed", "step", "object", "metric"]
+    pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True))

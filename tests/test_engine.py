@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import TINY_OVERRIDES, write_protocol
+from conftest import TINY_OVERRIDES, assert_same_matrix, run_then_kill_in_step_2, write_protocol
 from iufbench.engine import RunOptions, run
 from iufbench.errors import ConfigError, DataError
 from iufbench.methods.base import TrainingError
@@ -67,40 +67,16 @@ def test_engine_hands_only_new_objects_unless_registered_for_old_data(
     assert seen[("JointUniAD", 1)] == (("fabric", "screw", "wood"), 24)
 
 
-def _run_then_kill_in_step_2(proto, make_opts, method_cls, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> tuple[pd.DataFrame, str]:
-    """An uninterrupted run's matrix, and the status of a second run killed in step 2 (after
-    step 1 was checkpointed) in tmp_path / 'cut', ready to be resumed."""
-    full = run(proto, make_opts(tmp_path / "full")).read_matrix()
-    original = method_cls.after_task
-
-    def killed_in_step_2(self, task):
-        original(self, task)
-        if task.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(method_cls, "after_task", killed_in_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        run(proto, make_opts(tmp_path / "cut"))
-    monkeypatch.setattr(method_cls, "after_task", original)
-    return full, json.loads((tmp_path / "cut" / "r" / "record.json").read_text())["status"]
-
-
-def _assert_same_matrix(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    key = ["method", "seed", "step", "object", "metric"]
-    pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True))
-
-
 def test_resume_recomputes_nothing_and_matches_an_uninterrupted_run(
         tmp_path: Path, tiny_root: Path, learn_calls: list, monkeypatch: pytest.MonkeyPatch) -> None:
     proto = load_protocol(str(write_protocol(tmp_path, tiny_root, [["fabric"], ["screw"], ["wood"]])))
     make_opts = lambda out, **kw: _opts(out, ["uniad"], **kw)  # noqa: E731
-    full, status = _run_then_kill_in_step_2(proto, make_opts, UniADMethod, tmp_path, monkeypatch)
+    full, status = run_then_kill_in_step_2(proto, make_opts, UniADMethod, tmp_path, monkeypatch)
     assert status == "interrupted"
     learn_calls.clear()
     resumed = run(proto, make_opts(tmp_path / "cut", resume=True)).read_matrix()
     assert [step for _, step, _, _ in learn_calls] == [2]  # steps 0 and 1 came from the checkpoint
-    _assert_same_matrix(full, resumed)
+    assert_same_matrix(full, resumed)
 
 
 def test_resume_refuses_a_different_configuration(tmp_path: Path, tiny_protocol: Path) -> None:
@@ -177,8 +153,8 @@ def test_iuf_resume_matches_an_uninterrupted_run(tmp_path: Path, tiny_root: Path
     extra = ["oasa.dim_feedforward=16", "oasa.nhead=2", "scl.tasks=all"]
     make_opts = lambda out, **kw: RunOptions(  # noqa: E731
         methods=["iuf_refcode"], overrides=[*TINY_OVERRIDES, *extra], out_dir=out, run_id="r", progress=False, **kw)
-    full, _ = _run_then_kill_in_step_2(proto, make_opts, IUFMethod, tmp_path, monkeypatch)
-    _assert_same_matrix(full, run(proto, make_opts(tmp_path / "cut", resume=True)).read_matrix())
+    full, _ = run_then_kill_in_step_2(proto, make_opts, IUFMethod, tmp_path, monkeypatch)
+    assert_same_matrix(full, run(proto, make_opts(tmp_path / "cut", resume=True)).read_matrix())
 
 
 def test_resume_can_add_seeds_and_records_them(tmp_path: Path, tiny_protocol: Path, learn_calls: list) -> None:

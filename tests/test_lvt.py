@@ -7,11 +7,10 @@ import io
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_OVERRIDES, write_protocol
+from conftest import TINY_OVERRIDES, assert_same_matrix, run_then_kill_in_step_2, write_protocol
 from iufbench.config import resolve_method_config
 from iufbench.engine import RunOptions, run
 from iufbench.errors import ConfigError
@@ -161,27 +160,11 @@ def test_runs_in_the_engine_and_a_resumed_run_matches_an_uninterrupted_one(
     def opts(out: Path, **kw) -> RunOptions:
         return RunOptions(methods=["uniad_lvt"], overrides=overrides, out_dir=out, run_id="r", progress=False, **kw)
 
-    full_dir = run(proto, opts(tmp_path / "full"))
-    full = full_dir.read_matrix()
+    full, status = run_then_kill_in_step_2(proto, opts, LVTUniAD, tmp_path, monkeypatch)
     assert set(full["method"]) == {"uniad_lvt"}
     steps = full.groupby("step")["object"].nunique()
     assert steps.to_dict() == {0: 1, 1: 2, 2: 3}  # the full lower-triangular matrix
-    record = full_dir.read_record()
+    record = json.loads((tmp_path / "full" / "r" / "record.json").read_text())
     assert record["steps"]["uniad_lvt/seed0"]["1"]["train_log"]["penalty"] >= 0
-
-    original = LVTUniAD.after_task
-
-    def killed_in_step_2(self, task):
-        original(self, task)
-        if task.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(LVTUniAD, "after_task", killed_in_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        run(proto, opts(tmp_path / "cut"))
-    monkeypatch.setattr(LVTUniAD, "after_task", original)
-    assert json.loads((tmp_path / "cut" / "r" / "record.json").read_text())["status"] == "interrupted"
-    resumed = run(proto, opts(tmp_path / "cut", resume=True)).read_matrix()
-    key = ["method", "seed", "step", "object", "metric"]
-    pd.testing.assert_frame_equal(full.sort_values(key).reset_index(drop=True),
-                                  resumed.sort_values(key).reset_index(drop=True))
+    assert status == "interrupted"
+    assert_same_matrix(full, run(proto, opts(tmp_path / "cut", resume=True)).read_matrix())

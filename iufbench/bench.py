@@ -112,8 +112,7 @@ def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], de
     config = resolve_method_config(name, protocol, opts.schedule,
                                    overrides_for(name, ["train.epochs=1", f"train.batch_size={batch}"]))
     kind = method_cls.inputs
-    if kind == "images":
-        shape = (3, *protocol.image_size)
+    shape = method_cls.input_shape(shape, protocol.image_size)
     channels, h, w = shape
     ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
                         seed=0, progress=False, precision=precision, compile=opts.compile)

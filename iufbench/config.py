@@ -77,15 +77,10 @@ def overrides_for(method: str, overrides: list[str]) -> list[str]:
 
     One command line serves several methods (`--set patchcore.budget=512 --methods patchcore,uniad`,
     `--epochs 5` with memory-bank methods that do not train), so a section a method lacks is skipped
-    for it; `unused_overrides` reports the ones no selected method has.
+    for it; the engine reports the ones no selected method has.
     """
     raw = load_method_yaml(method)
     return [text for text in overrides if parse_override(text)[0][0] in raw]
-
-
-def unused_overrides(methods: list[str], overrides: list[str]) -> list[str]:
-    used = {text for name in methods for text in overrides_for(name, overrides)}
-    return [text for text in overrides if text not in used]
 
 
 def resolve_method_config(method: str, protocol: Protocol, schedule: str = "fast",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from iufbench.config import overrides_for, resolve_method_config, unused_overrides
+from iufbench.config import overrides_for, resolve_method_config
 from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
@@ -97,11 +97,13 @@ def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, A
     """Everything that can fail on bad input, checked before any file is written."""
     if not opts.methods:
         raise ConfigError("no methods given; see `iufbench list methods`")
-    configs = {}
+    configs, used = {}, set()
     for name in opts.methods:
         METHODS.get(name)
-        configs[name] = resolve_method_config(name, protocol, opts.schedule, overrides_for(name, opts.overrides))
-    unused = unused_overrides(opts.methods, opts.overrides)
+        mine = overrides_for(name, opts.overrides)
+        used.update(mine)
+        configs[name] = resolve_method_config(name, protocol, opts.schedule, mine)
+    unused = [text for text in opts.overrides if text not in used]
     if unused:
         raise ConfigError(f"override(s) {', '.join(unused)} match no config section of "
                           f"{', '.join(opts.methods)}; see methods/<name>.yaml for the keys")
@@ -166,7 +168,7 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
              device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
     method_cls = METHODS.get(method_name)
     kind = method_cls.inputs
-    channels, h, w = bank.feature_shape if kind == "features" else (3, *protocol.image_size)
+    channels, h, w = method_cls.input_shape(bank.feature_shape, protocol.image_size)
     ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size,
                         device=device, seed=seed, progress=opts.progress, precision=precision, compile=opts.compile)
     seed_everything(seed)

@@ -69,6 +69,11 @@ class Method(ABC):
         self.config, self.ctx = config, ctx
 
     @classmethod
+    def input_shape(cls, feature_shape: tuple[int, int, int], image_size: tuple[int, int]) -> tuple[int, int, int]:
+        """[C, H, W] of one input: the cached feature map, or an RGB image at the protocol's size."""
+        return (3, *image_size) if cls.inputs == "images" else feature_shape
+
+    @classmethod
     def uses_old_data(cls) -> bool:
         """Not a fair incremental result: every table marks it and never ranks it best."""
         return cls.sees_old_data or cls.keeps_old_data

@@ -10,12 +10,13 @@ from typing import Any
 
 import torch
 
-from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
+from iufbench.methods.base import METHODS, MethodContext, TrainTask
+from iufbench.methods.classic.on_features import AnomalibOnFeatures
 
 
 @METHODS.register("padim", help="PaDiM (anomalib), Gaussians refit on each step's new objects only")
-class PaDiM(Method):
-    family = "memory"
+class PaDiM(AnomalibOnFeatures):
+    section = "padim"
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         super().__init__(config, ctx)
@@ -27,18 +28,9 @@ class PaDiM(Method):
                                  cfg["blur_sigma"], generator).to(ctx.device)
 
     def learn(self, task: TrainTask) -> dict[str, float]:
-        self.model.train()
-        batch = int(self.config["padim"]["batch_size"])
-        for start in range(0, len(task.features), batch):
-            self.model(task.features[start : start + batch].to(self.ctx.device))
+        self.collect(task.features)
         self.model.fit()
         return {"images": float(len(task.features))}
-
-    @torch.no_grad()
-    def score(self, features: torch.Tensor) -> Scores:
-        self.model.eval()
-        out = self.model(features.to(self.ctx.device))
-        return Scores(image=out.pred_score.flatten().float().cpu(), maps=out.anomaly_map[:, 0].float().cpu())
 
     def state_dict(self) -> dict[str, Any]:
         g = self.model.gaussian

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from iufbench.errors import ConfigError
-from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
+from iufbench.methods.base import METHODS, MethodContext, TrainTask
+from iufbench.methods.classic.on_features import AnomalibOnFeatures
 
 
 def coreset(bank: torch.Tensor, size: int) -> torch.Tensor:
@@ -26,8 +27,8 @@ def coreset(bank: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @METHODS.register("patchcore", help="PatchCore (anomalib), memory bank refit on each step's new objects only")
-class PatchCore(Method):
-    family = "memory"
+class PatchCore(AnomalibOnFeatures):
+    section = "patchcore"
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         super().__init__(config, ctx)
@@ -41,11 +42,8 @@ class PatchCore(Method):
         self.model = patchcore_model(cfg["num_neighbors"], ctx.image_size, cfg["blur_sigma"]).to(ctx.device)
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """Patch embeddings [N*h*w, C] (anomalib's pooling and layout), in train-mode batches."""
-        self.model.train()
-        batch = int(self.config["patchcore"]["batch_size"])
-        for start in range(0, len(features), batch):
-            self.model(features[start : start + batch].to(self.ctx.device))
+        """Patch embeddings [N*h*w, C] (anomalib's pooling and layout)."""
+        self.collect(features)
         out = torch.vstack(self.model.embedding_store)
         self.model.embedding_store.clear()
         return out
@@ -57,12 +55,6 @@ class PatchCore(Method):
     def learn(self, task: TrainTask) -> dict[str, float]:
         self.model.memory_bank = self.new_bank(task)
         return {"bank_size": float(len(self.model.memory_bank))}
-
-    @torch.no_grad()
-    def score(self, features: torch.Tensor) -> Scores:
-        self.model.eval()
-        out = self.model(features.to(self.ctx.device))
-        return Scores(image=out.pred_score.float().cpu(), maps=out.anomaly_map[:, 0].float().cpu())
 
     def state_dict(self) -> dict[str, Any]:
         return {"memory_bank": self.model.memory_bank.cpu()}

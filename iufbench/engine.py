@@ -11,10 +11,13 @@ import hashlib
 import json
 import random
 import resource
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -151,9 +154,10 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     run_dir.write_record(record)
 
     try:
-        for method in opts.methods:
-            for seed in opts.seeds:
-                _run_one(method, seed, configs[method], protocol, bank, device, precision, opts, run_dir, record)
+        with _sigterm_as_interrupt():
+            for method in opts.methods:
+                for seed in opts.seeds:
+                    _run_one(method, seed, configs[method], protocol, bank, device, precision, opts, run_dir, record)
     except (IufbenchError, KeyboardInterrupt) as exc:
         record["status"] = f"failed: {exc}" if isinstance(exc, IufbenchError) else "interrupted"
         run_dir.write_record(record)
@@ -162,6 +166,24 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     record["status"] = "complete"
     run_dir.write_record(record)
     return run_dir
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A run stopped by SIGTERM (kill, a batch scheduler, a CI timeout) is marked interrupted like
+    Ctrl-C, instead of keeping status "running" forever."""
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
@@ -211,6 +233,10 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         run_dir.save_checkpoint(method_name, seed, step, {"state": method.state_dict(), "rows": rows},
                                 opts.keep_all_checkpoints)
         run_dir.write_matrix(_other_rows(run_dir, method_name, seed) + rows)
+        run_dir.write_record(record)
+    finished = record.setdefault("finished", [])  # "seeds" lists what was asked for, this what ran to the end
+    if key not in finished:
+        finished.append(key)
         run_dir.write_record(record)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,7 @@ def test_run_fills_the_full_matrix_and_record(tmp_path: Path, tiny_protocol: Pat
         assert sub[sub.metric == "image_auroc"].value.between(0, 1).all()
     record = json.loads((run_dir.path / "record.json").read_text())
     assert record["status"] == "complete"
+    assert record["finished"] == ["uniad/seed0", "uniad/seed1"]
     assert record["protocol"]["hash"] == protocol.hash()
     assert record["methods"]["uniad"]["train"]["epochs"] == [1, 1]
     assert {"torch", "timm", "numpy", "scikit-learn"} <= set(record["versions"])
@@ -77,6 +80,25 @@ def test_resume_recomputes_nothing_and_matches_an_uninterrupted_run(
     resumed = run(proto, make_opts(tmp_path / "cut", resume=True)).read_matrix()
     assert [step for _, step, _, _ in learn_calls] == [2]  # steps 0 and 1 came from the checkpoint
     assert_same_matrix(full, resumed)
+
+
+def test_sigterm_marks_the_run_interrupted_and_lists_only_finished_pairs(
+        tmp_path: Path, tiny_protocol: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = UniADMethod.after_task
+
+    def terminated_in_seed_1(self, task):
+        original(self, task)
+        if self.ctx.seed == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(UniADMethod, "after_task", terminated_in_seed_1)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        run(load_protocol(str(tiny_protocol)), _opts(tmp_path, ["uniad"], seeds=[0, 1]))
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["status"] == "interrupted"
+    assert record["seeds"] == [0, 1] and record["finished"] == ["uniad/seed0"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the run's only
 
 
 def test_resume_refuses_a_different_configuration(tmp_path: Path, tiny_protocol: Path) -> None:

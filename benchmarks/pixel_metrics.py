@@ -1,5 +1,8 @@
-"""Pixel AUROC / AP of one object's test set: from per-distinct-score counts (ours) against sklearn on
-the same weighted entries (the previous code), interleaved in one process, results compared.
+"""Pixel AUROC / AP of one object's test set, two stages, each against the code it replaced,
+interleaved in one process, results compared:
+- ranking: one value sort plus a search for the defective pixels (ours) against `np.unique` with the
+  inverse over every pixel (the previous code); the per-score counts must be identical;
+- metrics: from per-distinct-score counts (ours) against sklearn on the same weighted entries.
 
     .venv/bin/python benchmarks/pixel_metrics.py [--images 130] [--size 224] [--repeats 5]
 
@@ -15,6 +18,17 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from iufbench.metrics.per_object import _ap_from_counts, _auroc_from_counts, _rank_pixels
+
+
+def unique_arm(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    values, index = np.unique(maps.ravel(), return_inverse=True)
+    n_pos = np.bincount(index.ravel()[masks.ravel()], minlength=values.size)
+    return values, n_pos, np.bincount(index.ravel(), minlength=values.size) - n_pos
+
+
+def sort_arm(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ranks = _rank_pixels(maps, masks)
+    return ranks.values, ranks.n_pos, ranks.n_neg
 
 
 def sklearn_arm(ranks) -> tuple[float, float]:  # noqa: ANN001
@@ -40,19 +54,29 @@ def main() -> None:
     masks = np.zeros_like(maps, dtype=bool)
     masks[args.images // 2:, args.size // 4: args.size // 2, args.size // 4: args.size // 2] = True
     maps[masks] += 0.2
+    print(f"{args.images} maps of {args.size}x{args.size}")
+    rank_times = _interleave({"unique": lambda: unique_arm(maps, masks), "sort": lambda: sort_arm(maps, masks)},
+                             args.repeats)
+    same = all(np.array_equal(a, b) for a, b in zip(unique_arm(maps, masks), sort_arm(maps, masks)))
+    print(f"ranking: np.unique {rank_times['unique'][0]:.3f} s   sort {rank_times['sort'][0]:.3f} s   ratio "
+          f"{rank_times['unique'][0] / rank_times['sort'][0]:.1f}x   identical counts: {same}")
     ranks = _rank_pixels(maps, masks)
-    times: dict[str, list[float]] = {"sklearn": [], "counts": []}
+    med = _interleave({"sklearn": lambda: sklearn_arm(ranks), "counts": lambda: counts_arm(ranks)}, args.repeats)
+    diff = max(abs(a - b) for a, b in zip(med["sklearn"][1], med["counts"][1]))
+    print(f"metrics: {ranks.values.size} distinct scores   sklearn {med['sklearn'][0]:.3f} s   counts "
+          f"{med['counts'][0]:.4f} s   ratio {med['sklearn'][0] / med['counts'][0]:.0f}x   max |difference| {diff:.1e}")
+
+
+def _interleave(arms: dict, repeats: int) -> dict[str, tuple[float, object]]:
+    """Median seconds and last result of each arm, the arms taking turns so drift hits both."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
     results = {}
-    for _ in range(args.repeats):
-        for name, arm in (("sklearn", sklearn_arm), ("counts", counts_arm)):
+    for _ in range(repeats):
+        for name, arm in arms.items():
             t0 = time.perf_counter()
-            results[name] = arm(ranks)
+            results[name] = arm()
             times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    diff = max(abs(a - b) for a, b in zip(results["sklearn"], results["counts"]))
-    print(f"{args.images} maps of {args.size}x{args.size}, {ranks.values.size} distinct scores")
-    print(f"sklearn {med['sklearn']:.3f} s   counts {med['counts']:.4f} s   ratio {med['sklearn'] / med['counts']:.0f}x"
-          f"   max |difference| {diff:.1e}")
+    return {name: (statistics.median(times[name]), results[name]) for name in arms}
 
 
 if __name__ == "__main__":

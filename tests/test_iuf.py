@@ -90,6 +90,16 @@ def test_compression_losses_have_a_gradient() -> None:
     assert len(scl.buffer) == 16 and not scl.buffer.requires_grad
 
 
+def test_normalised_scl_is_the_tail_share_and_shrinking_the_latent_cannot_lower_it() -> None:
+    latent = torch.randn(8, 16, 12, requires_grad=True)
+    share = paper_scl(latent, keep=2, normalise=True)
+    assert float(share) == pytest.approx(tail_share(latent.detach(), keep=2), rel=1e-5)
+    assert float(paper_scl(0.1 * latent.detach(), keep=2, normalise=True)) == pytest.approx(float(share), rel=1e-4)
+    assert float(paper_scl(0.1 * latent.detach(), keep=2)) < 0.2 * float(paper_scl(latent.detach(), keep=2))
+    share.backward()
+    assert latent.grad.abs().sum() > 0
+
+
 def test_scl_lowers_the_tail_singular_values_over_a_base_task(feats) -> None:
     base = ("fabric", "screw", "wood")
     shares = {}
@@ -177,3 +187,5 @@ def test_unknown_compression_form_fails_before_training(feats) -> None:
 
     with pytest.raises(ConfigError, match="scl.form must be paper or refcode"):
         _method("iuf", feats, ["scl.form=papr"])
+    with pytest.raises(ConfigError, match="scl.normalise true or false, got .*'yes please'"):
+        _method("iuf", feats, ["scl.normalise=yes please"])

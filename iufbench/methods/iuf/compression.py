@@ -4,7 +4,9 @@ spatially averaged latent features, leaving network capacity for objects still t
 Two forms, both with a gradient (the reference's is computed on detached tensors, so it never
 trains anything):
 - `paper`: one batch's latent [B, L, D] -> mean over L -> [B, D]; L_sc = sum of sigma_i for
-  i > keep (the paper's sum from index t = keep + 1).
+  i > keep (the paper's sum from index t = keep + 1). With `normalise`, divided by the sum of all
+  sigma_i: the tail's share, which shrinking the whole latent cannot lower (our switch, in neither
+  the paper nor the reference; docs/methods/iuf.md says why).
 - `refcode`: the reference's statistic: a FIFO of past rows (detached) plus the current batch
   (with gradient); singular values normalised to sum to 1; sum of those below ratio / D.
 """
@@ -23,8 +25,10 @@ def singular_values(latent: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(spatial_mean(latent))
 
 
-def paper_scl(latent: torch.Tensor, keep: int) -> torch.Tensor:
-    return singular_values(latent)[keep:].sum()
+def paper_scl(latent: torch.Tensor, keep: int, normalise: bool = False) -> torch.Tensor:
+    s = singular_values(latent)
+    tail = s[keep:].sum()
+    return tail / s.sum().clamp_min(1e-12) if normalise else tail
 
 
 class RefcodeSCL:

@@ -52,9 +52,11 @@ class IUFMethod(UniADMethod):
         self.projection: ProjectedUpdate | None = None
         self.pull: PullToOld | None = None
         scl = config["scl"]
-        if scl["form"] not in {"paper", "refcode"} or scl["latent"] not in {"encoder", "decoder"}:
-            raise ConfigError(f"scl.form must be paper or refcode and scl.latent encoder or decoder, "
-                              f"got '{scl['form']}' and '{scl['latent']}'")
+        if scl["form"] not in {"paper", "refcode"} or scl["latent"] not in {"encoder", "decoder"} \
+                or not isinstance(scl["normalise"], bool):
+            raise ConfigError(f"scl.form must be paper or refcode, scl.latent encoder or decoder and "
+                              f"scl.normalise true or false, got '{scl['form']}', '{scl['latent']}' and "
+                              f"'{scl['normalise']}'")
         self.refcode_scl = [RefcodeSCL(scl["buffer"], scl["ratio"]) for _ in range(_intermediate(config))]
 
     def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
@@ -95,7 +97,7 @@ class IUFMethod(UniADMethod):
         scl = self.config["scl"]
         if scl["form"] == "paper":
             latent = out.encoder if scl["latent"] == "encoder" else out.decoder[-1]
-            return paper_scl(latent, scl["keep"])
+            return paper_scl(latent, scl["keep"], scl["normalise"])
         return torch.stack([f(latent) for f, latent in zip(self.refcode_scl, out.decoder)]).mean()
 
     def before_update(self) -> None:

@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/scl_effect.py [--seeds 0,1]
 
-Trains the base task of `demo_val` with `iuf` (SCL on, paper form) and `iuf_no_scl` (same seed) and
-prints, per run: the SCL value and the total singular-value mass of the spatially averaged encoder
+Trains the base task of `demo_val` with `iuf` (SCL on, paper form), `iuf` with `scl.normalise=true`
+(`iuf+norm`: the paper form divided by the sum of all singular values) and `iuf_no_scl` (same seed)
+and prints, per run: the SCL value and the total singular-value mass of the spatially averaged encoder
 output on the training set, the share of that mass outside the top `keep`, the mean |gain| of the
 encoder's last LayerNorm, the reconstruction MSE, and the base objects' mean image / pixel AUROC.
 """
@@ -27,6 +28,7 @@ from iufbench.metrics import object_metrics  # noqa: E402
 from iufbench.protocols import load_protocol, resolve_objects  # noqa: E402
 
 CPU = torch.device("cpu")
+ARMS = {"iuf": ("iuf", []), "iuf+norm": ("iuf", ["scl.normalise=true"]), "iuf_no_scl": ("iuf_no_scl", [])}
 
 
 def main() -> None:
@@ -44,8 +46,8 @@ def main() -> None:
     print(f"{'method':<11} {'seed':>4} {'L_sc':>8} {'sum sigma':>10} {'tail share':>10} {'LN gain':>8} "
           f"{'MSE':>8} {'image AUROC':>11} {'pixel AUROC':>11}")
     for seed in (int(s) for s in args.seeds.split(",")):
-        for name in ("iuf", "iuf_no_scl"):
-            config = resolve_method_config(name, protocol)
+        for label, (name, overrides) in ARMS.items():
+            config = resolve_method_config(name, protocol, overrides=overrides)
             seed_everything(seed)
             method = METHODS.get(name)(config, MethodContext(c, (h, w), protocol.image_size, CPU, seed, False))
             seed_everything(step_seed(seed, 0))
@@ -64,7 +66,7 @@ def main() -> None:
                 m = object_metrics(scores.image.numpy(), bank[obj].labels, scores.maps.numpy(), bank[obj].masks)
                 image.append(m["image_auroc"])
                 pixel.append(m["pixel_auroc"])
-            print(f"{name:<11} {seed:>4} {scl:>8.3f} {s.sum().item():>10.3f} {(s[keep:].sum() / s.sum()).item():>10.3f} "
+            print(f"{label:<11} {seed:>4} {scl:>8.3f} {s.sum().item():>10.3f} {(s[keep:].sum() / s.sum()).item():>10.3f} "
                   f"{gain:>8.3f} {mse:>8.3f} {100 * np.mean(image):>11.1f} {100 * np.mean(pixel):>11.1f}")
 
 

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--with-paper", action="store_true", help="add the paper's reported numbers as labelled rows")
     rep.add_argument("--with-memory", action="store_true",
                      help="add each method's state after the last step (MiB) per protocol")
+    rep.add_argument("--methods", help="comma-separated: only these methods of the runs (default: all)")
     rep.add_argument("--out", type=Path, help="file to write (default: print)")
 
     plot = sub.add_parser("plot", help="curves, heatmaps and the qualitative grid (PNG and PDF)")
@@ -168,7 +169,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     from iufbench.report.runs import load_runs  # noqa: PLC0415
     from iufbench.report.tables import report, write  # noqa: PLC0415
 
-    write(report(load_runs(args.runs), args.layout, args.format, args.definition, args.with_paper,
+    methods = args.methods.split(",") if args.methods else None
+    write(report(load_runs(args.runs, methods), args.layout, args.format, args.definition, args.with_paper,
                  args.with_memory), args.out)
 
 

@@ -162,3 +162,13 @@ def test_memory_column_shows_the_recorded_state_after_the_last_step(run_dir: Pat
     row = csv[(csv["method"] == "uniad") & (csv["stat"] == "state_mib")].iloc[0]
     assert row["mean"] == pytest.approx(recorded) and row["n"] == 2
     assert "STATE" not in report([run_], "table1", "md")  # only when asked
+
+
+def test_methods_option_cuts_the_table_to_those_methods(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", str(run_dir), "--methods", "uniad,iuf_no_scl", "--with-memory"]) == 0
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")]
+    assert sorted(rows) == ["iuf_no_scl", "uniad"]
+    assert main(["report", str(run_dir), "--methods", "uniad,iuf_nope"]) == 2
+    err = capsys.readouterr().err
+    assert "iuf_nope appear in none of the runs" in err and "joint" in err

@@ -55,7 +55,22 @@ def load_run(path: Path) -> Run:
     return Run(run_dir, run_dir.read_record(), run_dir.read_matrix())
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
+def load_runs(paths: list[Path], methods: list[str] | None = None) -> list[Run]:
+    """The runs, each cut down to `methods` when given (a table of a few methods out of many runs)."""
     if not paths:
         raise DataError("no run directories given")
-    return [load_run(p) for p in paths]
+    runs = [load_run(p) for p in paths]
+    if not methods:
+        return runs
+    present = {m for run in runs for m in run.matrix["method"].unique()}
+    missing = [m for m in methods if m not in present]
+    if missing:
+        raise DataError(f"method(s) {', '.join(missing)} appear in none of the runs; they hold "
+                        f"{', '.join(sorted(present))}")
+    return [_only(run, methods) for run in runs if run.matrix["method"].isin(methods).any()]
+
+
+def _only(run: Run, methods: list[str]) -> Run:
+    record = {**run.record, "steps": {k: v for k, v in run.record["steps"].items()
+                                      if k.rsplit("/seed", 1)[0] in methods}}
+    return Run(run.dir, record, run.matrix[run.matrix["method"].isin(methods)].reset_index(drop=True))

@@ -64,6 +64,10 @@ def test_image_score_is_the_max_of_the_pooled_map() -> None:
     scores = image_score(maps, "max", 16)
     assert scores[0] == 2.0 and abs(scores[1].item() - 100.0 / 256) < 1e-5
     assert torch.allclose(image_score(maps, "mean", 16), maps.flatten(1).mean(1))
+    noisy = torch.rand(4, 48, 40)  # the separable pooling is the 2-D k x k mean (here k = 16 and 40)
+    for k in (16, 64):
+        square = torch.nn.functional.avg_pool2d(noisy.unsqueeze(1), min(k, 40), stride=1).flatten(1).max(1).values
+        assert torch.allclose(image_score(noisy, "max", k), square, rtol=1e-5, atol=0)
 
 
 def test_anomaly_map_is_the_channel_l2_upsampled() -> None:

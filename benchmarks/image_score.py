@@ -8,13 +8,12 @@ Prints the median seconds of each arm, their ratio and the largest relative diff
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from iufbench.methods.uniad.method import image_score
+from timing import interleave
 
 
 def square_arm(maps: torch.Tensor, k: int) -> torch.Tensor:
@@ -31,14 +30,9 @@ def main() -> None:
     maps = torch.rand(args.images, args.size, args.size, generator=torch.Generator().manual_seed(0))
     arms = {"2-D window": lambda: square_arm(maps, args.kernel),
             "separable": lambda: image_score(maps, "max", args.kernel)}
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    results = {}
-    for _ in range(args.repeats):
-        for name, arm in arms.items():
-            t0 = time.perf_counter()
-            results[name] = arm()
-            times[name].append(time.perf_counter() - t0)
-    med = {name: statistics.median(t) for name, t in times.items()}
+    timed = interleave(arms, args.repeats)
+    med = {name: seconds for name, (seconds, _) in timed.items()}
+    results = {name: scores for name, (_, scores) in timed.items()}
     rel = ((results["separable"] - results["2-D window"]).abs() / results["2-D window"]).max().item()
     print(f"{args.images} maps of {args.size}x{args.size}, kernel {args.kernel}, {torch.get_num_threads()} thread(s)")
     print(f"2-D window {med['2-D window']:.3f} s   separable {med['separable']:.3f} s   ratio "

@@ -11,13 +11,12 @@ Prints the median seconds of each arm, their ratio, and the largest difference o
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from iufbench.metrics.per_object import _ap_from_counts, _auroc_from_counts, _rank_pixels
+from timing import interleave
 
 
 def unique_arm(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,28 +54,16 @@ def main() -> None:
     masks[args.images // 2:, args.size // 4: args.size // 2, args.size // 4: args.size // 2] = True
     maps[masks] += 0.2
     print(f"{args.images} maps of {args.size}x{args.size}")
-    rank_times = _interleave({"unique": lambda: unique_arm(maps, masks), "sort": lambda: sort_arm(maps, masks)},
+    rank_times = interleave({"unique": lambda: unique_arm(maps, masks), "sort": lambda: sort_arm(maps, masks)},
                              args.repeats)
     same = all(np.array_equal(a, b) for a, b in zip(unique_arm(maps, masks), sort_arm(maps, masks)))
     print(f"ranking: np.unique {rank_times['unique'][0]:.3f} s   sort {rank_times['sort'][0]:.3f} s   ratio "
           f"{rank_times['unique'][0] / rank_times['sort'][0]:.1f}x   identical counts: {same}")
     ranks = _rank_pixels(maps, masks)
-    med = _interleave({"sklearn": lambda: sklearn_arm(ranks), "counts": lambda: counts_arm(ranks)}, args.repeats)
+    med = interleave({"sklearn": lambda: sklearn_arm(ranks), "counts": lambda: counts_arm(ranks)}, args.repeats)
     diff = max(abs(a - b) for a, b in zip(med["sklearn"][1], med["counts"][1]))
     print(f"metrics: {ranks.values.size} distinct scores   sklearn {med['sklearn'][0]:.3f} s   counts "
           f"{med['counts'][0]:.4f} s   ratio {med['sklearn'][0] / med['counts'][0]:.0f}x   max |difference| {diff:.1e}")
-
-
-def _interleave(arms: dict, repeats: int) -> dict[str, tuple[float, object]]:
-    """Median seconds and last result of each arm, the arms taking turns so drift hits both."""
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    results = {}
-    for _ in range(repeats):
-        for name, arm in arms.items():
-            t0 = time.perf_counter()
-            results[name] = arm()
-            times[name].append(time.perf_counter() - t0)
-    return {name: (statistics.median(times[name]), results[name]) for name in arms}
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from iufbench.features import FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
 from iufbench.metrics import object_metrics
 from iufbench.protocols import Protocol, resolve_objects
-from iufbench.records import RunDir, git_sha, host, versions
+from iufbench.records import RunDir, git_sha, host, pair_key, versions
 from iufbench.report.summary import summarise_matrix
 
 
@@ -204,7 +204,7 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         rows = payload["rows"]
         first_step = last + 1
     label_space: tuple[str, ...] = tuple(o for task in protocol.tasks[:first_step] for o in task)
-    key = f"{method_name}/seed{seed}"
+    key = pair_key(method_name, seed)
     for step in range(first_step, len(protocol.tasks)):
         new = protocol.tasks[step]
         label_space = label_space + new

@@ -30,6 +30,16 @@ import torch
 MATRIX_COLUMNS = ["method", "seed", "step", "object", "metric", "value"]
 
 
+def pair_key(method: str, seed: int) -> str:
+    """record.json's key of one (method, seed) pair in `steps` and `finished`."""
+    return f"{method}/seed{seed}"
+
+
+def split_pair_key(key: str) -> tuple[str, int]:
+    method, seed = key.rsplit("/seed", 1)
+    return method, int(seed)
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data.encode() if isinstance(data, str) else data)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from iufbench.errors import DataError
-from iufbench.records import RunDir
+from iufbench.records import RunDir, split_pair_key
 from iufbench.report.summary import summarise_matrix
 
 
@@ -72,5 +72,5 @@ def load_runs(paths: list[Path], methods: list[str] | None = None) -> list[Run]:
 
 def _only(run: Run, methods: list[str]) -> Run:
     record = {**run.record, "steps": {k: v for k, v in run.record["steps"].items()
-                                      if k.rsplit("/seed", 1)[0] in methods}}
+                                      if split_pair_key(k)[0] in methods}}
     return Run(run.dir, record, run.matrix[run.matrix["method"].isin(methods)].reset_index(drop=True))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from iufbench.errors import ConfigError, DataError
 from iufbench.methods import METHODS
+from iufbench.records import split_pair_key
 from iufbench.report.runs import Run
 from iufbench.resources import builtin_dir
 
@@ -72,8 +73,8 @@ def run_memory(runs: list[Run]) -> pd.DataFrame:
         last = str(len(run.tasks) - 1)
         for key, steps in run.record["steps"].items():
             if last in steps:
-                method, seed = key.rsplit("/seed", 1)
-                rows.append({"protocol": run.protocol, "method": method, "seed": int(seed),
+                method, seed = split_pair_key(key)
+                rows.append({"protocol": run.protocol, "method": method, "seed": seed,
                              "mib": steps[last]["state_bytes"] / 2**20})
     return pd.DataFrame(rows, columns=["protocol", "method", "seed", "mib"])
 

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     plot.add_argument("--out", type=Path, required=True, help="folder for the figures")
 
+    status = sub.add_parser("status", help="progress of runs (finished steps, time, estimate left) from record.json")
+    status.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+
     check = sub.add_parser("check", help="fail (exit 1) when a run's scores fall below a stored reference")
     check.add_argument("run", type=Path, metavar="RUN_DIR")
     check.add_argument("--against", type=Path, required=True, help="reference JSON, e.g. results/reference/demo.json")
@@ -182,6 +185,12 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {len(paths)} files to {args.out}")
 
 
+def cmd_status(args: argparse.Namespace) -> None:
+    from iufbench.report.progress import status_of  # noqa: PLC0415
+
+    print(status_of(args.runs))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from iufbench.report.check import compare, format_result, read_reference, write_reference  # noqa: PLC0415
     from iufbench.report.runs import load_run  # noqa: PLC0415
@@ -232,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"run": cmd_run, "bench": cmd_bench, "report": cmd_report, "plot": cmd_plot,
-                    "check": cmd_check, "list": cmd_list, "data": cmd_data}
+                    "status": cmd_status, "check": cmd_check, "list": cmd_list, "data": cmd_data}
         return commands[args.command](args) or 0
     except IufbenchError as exc:
         print(f"iufbench: error: {exc}", file=sys.stderr)

@@ -151,6 +151,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
                          "seconds": round(feature_seconds, 2)},
             "steps": {},
         }
+    record["queue"] = [pair_key(m, s) for m in opts.methods for s in opts.seeds]  # this invocation, in order
     run_dir.write_record(record)
 
     try:

@@ -51,7 +51,7 @@ def test_run_fills_the_full_matrix_and_record(tmp_path: Path, tiny_protocol: Pat
         assert sub[sub.metric == "image_auroc"].value.between(0, 1).all()
     record = json.loads((run_dir.path / "record.json").read_text())
     assert record["status"] == "complete"
-    assert record["finished"] == ["uniad/seed0", "uniad/seed1"]
+    assert record["finished"] == record["queue"] == ["uniad/seed0", "uniad/seed1"]
     assert record["protocol"]["hash"] == protocol.hash()
     assert record["methods"]["uniad"]["train"]["epochs"] == [1, 1]
     assert {"torch", "timm", "numpy", "scikit-learn"} <= set(record["versions"])

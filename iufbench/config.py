@@ -62,14 +62,20 @@ def _per_task(value: Any, protocol: Protocol, key: str, schedule: str) -> list[i
     if value == "protocol":
         if protocol.paper_schedule is None:
             raise ConfigError(f"protocol {protocol.name} has no paper_schedule; use --schedule fast")
-        return [int(v) for v in protocol.paper_schedule[key]]
-    if isinstance(value, dict):
-        return [int(value["base"])] + [int(value["step"])] * (n - 1)
-    if isinstance(value, list):
-        if len(value) != n:
-            raise ConfigError(f"train.{key} of schedule '{schedule}' has {len(value)} values; protocol has {n} tasks")
-        return [int(v) for v in value]
-    return [int(value)] * n
+        value = protocol.paper_schedule[key]
+    if isinstance(value, list) and len(value) != n:
+        raise ConfigError(f"train.{key} of schedule '{schedule}' has {len(value)} values; protocol has {n} tasks")
+    try:
+        if isinstance(value, dict):
+            values = [int(value["base"])] + [int(value["step"])] * (n - 1)
+        else:
+            values = [int(v) for v in value] if isinstance(value, list) else [int(value)] * n
+    except (KeyError, TypeError, ValueError):
+        values = []
+    if len(values) != n or min(values) < 1:
+        raise ConfigError(f"train.{key} must be a whole number >= 1, a list of one per task ({n}), or "
+                          f"{{base: N, step: M}}; got {value!r}")
+    return values
 
 
 def overrides_for(method: str, overrides: list[str]) -> list[str]:

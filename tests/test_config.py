@@ -25,11 +25,18 @@ def test_overrides_reach_the_config_and_are_typed(demo) -> None:
     assert cfg["train"]["epochs"] == [3] * len(demo.tasks)
     assert cfg["train"]["lr"] == pytest.approx(1e-3)
     assert cfg["model"]["neighbor_mask"] == [False, False, False]
+    per_step = resolve_method_config("uniad", demo, overrides=["train.epochs={base: 4, step: 2}"])
+    assert per_step["train"]["epochs"] == [4] + [2] * (len(demo.tasks) - 1)
 
 
 @pytest.mark.parametrize("override, match", [
     ("train.lrr=1", "unknown config key 'train.lrr'; valid here: .*lr"),
     ("nonsense", "must look like KEY.PATH=VALUE"),
+    ("train.epochs=0", r"train.epochs must be a whole number >= 1.*got 0"),  # used to crash in the loop
+    ("train.epochs=many", "train.epochs must be a whole number >= 1.*got 'many'"),
+    ("train.epochs={base: 5}", r"\{base: N, step: M\}; got \{'base': 5\}"),
+    ("train.batch_size=[8,8]", "train.batch_size of schedule 'fast' has 2 values; protocol has 4 tasks"),
+    ("train.epochs={base: 2, step: -1}", "whole number >= 1"),
 ])
 def test_bad_overrides(demo, override: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

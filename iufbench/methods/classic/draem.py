@@ -8,13 +8,12 @@ texture folder); `draem.textures` may point at the DTD folder to use DRAEM's ori
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainingError, TrainTask
+from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
+from iufbench.methods.epochs import run_epochs
 
 
 @METHODS.register("draem", help="DRAEM (anomalib), trained on images, fine-tuned on each step's new objects")
@@ -34,40 +33,27 @@ class Draem(Method):
 
     def learn(self, task: TrainTask) -> dict[str, float]:
         train = self.config["train"]
-        epochs, batch_size = int(train["epochs"][task.step]), int(train["batch_size"][task.step])
+        epochs = int(train["epochs"][task.step])
         images = task.features.to(self.ctx.device)
-        n = len(images)
-        if n == 0:
-            raise TrainingError(f"step {task.step} has no training images for {', '.join(task.new_objects)}")
         optimizer = torch.optim.Adam(self.model.parameters(), lr=train["lr"])
         # DRAEM's schedule: lr x0.1 at 400 and 600 of 700 epochs, kept as fractions of the step's epochs
         milestones = [max(1, int(epochs * f)) for f in train["lr_milestones"]]
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-        per_epoch = max(n // batch_size, 1)
         self.model.train()
-        bar = tqdm(range(epochs), desc=f"step {task.step} train", disable=not self.ctx.progress, leave=False)
-        epoch_loss = float("nan")
-        for epoch in bar:
-            order = torch.randperm(n, device=self.ctx.device)
-            total = torch.zeros((), device=self.ctx.device)
-            for b in range(per_epoch):
-                clean = images[order[b * batch_size : (b + 1) * batch_size]].float().div_(255.0)
-                augmented, mask = self.augmenter(clean)
-                reconstruction, prediction = self.model(augmented)
-                loss = self.criterion(clean, reconstruction, mask, prediction)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach()
-            scheduler.step()
-            epoch_loss = total.item() / per_epoch
-            if not math.isfinite(epoch_loss):
-                raise TrainingError(
-                    f"DRAEM loss became {epoch_loss} in epoch {epoch + 1}, step {task.step} "
-                    f"({', '.join(task.new_objects)}); lower train.lr or check the images"
-                )
-            bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        return {"epochs": float(epochs), "loss": epoch_loss}
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            clean = images[idx].float().div_(255.0)
+            augmented, mask = self.augmenter(clean)
+            reconstruction, prediction = self.model(augmented)
+            loss = self.criterion(clean, reconstruction, mask, prediction)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+
+        loss = run_epochs(task, len(images), epochs, int(train["batch_size"][task.step]), step, scheduler,
+                          self.ctx, "lower train.lr or check the images")
+        return {"epochs": float(epochs), "loss": loss}
 
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> Scores:

@@ -6,15 +6,14 @@ Subclasses (IUF, regularised baselines) change the loss or the update through th
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from iufbench.errors import ConfigError
-from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainingError, TrainTask
+from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
+from iufbench.methods.epochs import run_epochs
 from iufbench.methods.uniad.torch_model import UniAD, UniADConfig, anomaly_map
 
 
@@ -129,38 +128,25 @@ class UniADMethod(Method):
 
     def learn(self, task: TrainTask) -> dict[str, float]:
         train = self.config["train"]
-        epochs = int(train["epochs"][task.step])
-        batch_size = int(train["batch_size"][task.step])
         features = task.features.to(self.ctx.device)  # the whole task stays on the device
         labels = task.labels.to(self.ctx.device)
-        n = len(features)
-        if n == 0:
-            raise TrainingError(f"step {task.step} has no training images for {', '.join(task.new_objects)}")
         self.before_task(task)
         optimizer = self.make_optimizer(task)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train["lr_step_epochs"],
                                                     gamma=train["lr_gamma"])
-        per_epoch = max(n // batch_size, 1)  # drop_last, but never zero batches on tiny objects
         self.model.train()
-        logs: dict[str, torch.Tensor] = {}
-        bar = tqdm(range(epochs), desc=f"step {task.step} train", disable=not self.ctx.progress, leave=False)
-        for epoch in bar:
-            order = torch.randperm(n, device=self.ctx.device)
-            total = torch.zeros((), device=self.ctx.device)
-            for b in range(per_epoch):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                loss, logs = self.train_step(features[idx], labels[idx], optimizer)
-                total += loss
-            scheduler.step()
-            epoch_loss = total.item() / per_epoch  # the only host sync of an epoch
-            if not math.isfinite(epoch_loss):
-                raise TrainingError(
-                    f"training loss became {epoch_loss} in epoch {epoch + 1}, step {task.step} "
-                    f"({', '.join(task.new_objects)}); lower the learning rate (--lr) or check the data"
-                )
-            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+        last: dict[str, Any] = {}
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            last["loss"], last["logs"] = self.train_step(features[idx], labels[idx], optimizer)
+            return last["loss"]
+
+        epochs = int(train["epochs"][task.step])
+        run_epochs(task, len(features), epochs, int(train["batch_size"][task.step]), step, scheduler, self.ctx,
+                   "lower the learning rate (--lr) or check the data")
         self.after_task(task)
-        return {"epochs": float(epochs), "loss": float(loss.item()), **{k: float(v) for k, v in logs.items()}}
+        return {"epochs": float(epochs), "loss": float(last["loss"].item()),
+                **{k: float(v) for k, v in last["logs"].items()}}
 
     @torch.no_grad()
     def score(self, features: torch.Tensor) -> Scores:

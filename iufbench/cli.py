@@ -246,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except IufbenchError as exc:
         print(f"iufbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `iufbench status RUN | head`: the reader left early, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,15 @@ def test_run_prints_the_table(tiny_protocol: Path, tmp_path: Path, capsys: pytes
     assert "image ACC" in out and "pixel FM" in out
     assert "joint *" in out and "sees earlier tasks" in out
     assert (tmp_path / "cli" / "summary.csv").is_file()
+
+
+def test_a_reader_that_leaves_early_is_not_an_error() -> None:
+    """`iufbench status RUN | head`: the closed pipe ends the command quietly, exit 0."""
+    code = ("import sys; from iufbench import cli\n"
+            "cli.cmd_list = lambda args: [print('x' * 80) for _ in range(100_000)]\n"
+            "sys.exit(cli.main(['list', 'methods']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"x" * 80
+    proc.stdout.close()  # what `head -1` does
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in proc.stderr.read()

@@ -102,7 +102,9 @@ class RunDir:
         atomic_write(self.path / "matrix.csv", pd.DataFrame(rows, columns=MATRIX_COLUMNS).to_csv(index=False))
 
     def read_matrix(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "matrix.csv")
+        """Names stay text: an object called `0042` or `NA` must not come back as 42 or NaN."""
+        return pd.read_csv(self.path / "matrix.csv", dtype={"method": str, "object": str, "metric": str},
+                           keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
 
     def write_summary(self, summary: pd.DataFrame) -> None:
         atomic_write(self.path / "summary.csv", summary.to_csv(index=False))

@@ -187,3 +187,23 @@ def test_resume_can_add_seeds_and_records_them(tmp_path: Path, tiny_protocol: Pa
     assert len(learn_calls) == 2  # seed 1's two steps; seed 0 came from its checkpoint
     assert done.read_record()["seeds"] == [0, 1]
     assert set(done.read_matrix()["seed"]) == {0, 1}
+
+
+def test_object_names_that_look_like_numbers_or_missing_values_stay_text(tmp_path: Path) -> None:
+    """Part numbers (`0042`) and `NA` used to come back from matrix.csv as 42 and NaN, which made
+    every summary NaN without an error."""
+    from iufbench.records import RunDir
+    from iufbench.report.summary import summarise_matrix
+
+    learned_at = {"0042": 0, "NA": 0, "1e3": 1}
+    rows = [{"method": "uniad", "seed": 0, "step": step, "object": obj, "metric": "image_auroc",
+             "value": 0.9 - 0.1 * step} for step in (0, 1) for obj, at in learned_at.items() if at <= step]
+    rows.append({"method": "uniad", "seed": 0, "step": 1, "object": "0042", "metric": "pixel_auroc",
+                 "value": float("nan")})  # a cell with no value stays NaN
+    run_dir = RunDir(tmp_path)
+    run_dir.write_matrix(rows)
+    matrix = run_dir.read_matrix()
+    assert list(matrix.object[:2]) == ["0042", "NA"] and "1e3" in set(matrix.object)
+    assert matrix.value.isna().sum() == 1
+    image = summarise_matrix(matrix[matrix.metric == "image_auroc"], learned_at).iloc[0]
+    assert np.isfinite(image["paper_acc"]) and np.isfinite(image["paper_fm"])

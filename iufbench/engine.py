@@ -159,8 +159,13 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             for method in opts.methods:
                 for seed in opts.seeds:
                     _run_one(method, seed, configs[method], protocol, bank, device, precision, opts, run_dir, record)
-    except (IufbenchError, KeyboardInterrupt) as exc:
-        record["status"] = f"failed: {exc}" if isinstance(exc, IufbenchError) else "interrupted"
+    except (Exception, KeyboardInterrupt) as exc:  # any crash (CUDA OOM too) must not stay "running"
+        if isinstance(exc, KeyboardInterrupt):
+            record["status"] = "interrupted"
+        elif isinstance(exc, IufbenchError):
+            record["status"] = f"failed: {exc}"
+        else:
+            record["status"] = f"failed: {type(exc).__name__}: {exc}"
         run_dir.write_record(record)
         raise
     run_dir.write_summary(summarise_matrix(run_dir.read_matrix(), protocol.learned_at()))

@@ -126,6 +126,20 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path: Path, tiny_protocol: Path,
     assert not (tmp_path / "r" / "summary.csv").exists()
 
 
+def test_an_unexpected_crash_marks_the_run_failed_with_its_type(tmp_path: Path, tiny_protocol: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA out-of-memory error is a RuntimeError, not an IufbenchError; it used to leave the run
+    `running` forever."""
+    def out_of_memory(self, task):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(UniADMethod, "learn", out_of_memory)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run(load_protocol(str(tiny_protocol)), _opts(tmp_path, ["uniad"]))
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["status"] == "failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
 def _copy_tiny(src: Path, dst: Path) -> Path:
     import shutil
 

@@ -65,6 +65,10 @@ def test_a_running_record_that_stopped_being_written_gets_a_warning(tmp_path: Pa
     assert "1 pair(s) without an estimate" in fresh and "warning" not in fresh
     stale = format_status(_write(tmp_path, _record(), age_seconds=3600))
     assert "warning: nothing written for 1:00:00" in stale and "--resume" in stale
+    record = _record()
+    record.update(steps={}, finished=[])
+    assert "note: no step has finished in 2:00:00" in format_status(_write(tmp_path, record, age_seconds=7200))
+    assert "note:" not in format_status(_write(tmp_path, record, age_seconds=60))
 
 
 def test_status_of_a_real_run_and_of_a_missing_folder(tmp_path: Path, tiny_protocol: Path,

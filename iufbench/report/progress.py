@@ -98,6 +98,9 @@ def format_status(run_dir: RunDir, now: float | None = None) -> str:
     if record["status"] == "running" and longest and age > max(3 * longest, 600):
         lines.append(f"warning: nothing written for {_duration(age)}, over 3x the longest step so far; if its "
                      "process is gone (killed, out of memory), continue it with --resume --run-id")
+    elif record["status"] == "running" and not longest and age > 3600:
+        lines.append(f"note: no step has finished in {_duration(age)}; a base task can take that long, but if "
+                     "its process is gone (killed, out of memory), start it again")
     return "\n".join(lines)
 
 

@@ -203,6 +203,28 @@ def test_resume_can_add_seeds_and_records_them(tmp_path: Path, tiny_protocol: Pa
     assert set(done.read_matrix()["seed"]) == {0, 1}
 
 
+def test_resume_with_other_seeds_leaves_the_cut_seed_out_of_the_summary(
+        tmp_path: Path, tiny_protocol: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 0 stopped after its first step, then the run is resumed with seed 1 only: the run
+    completes, and seed 0's partial matrix gets no summary (it used to raise after all training)."""
+    proto = load_protocol(str(tiny_protocol))
+    original = UniADMethod.after_task
+
+    def killed_in_step_1(self, task):
+        original(self, task)
+        if task.step == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(UniADMethod, "after_task", killed_in_step_1)
+    with pytest.raises(KeyboardInterrupt):
+        run(proto, _opts(tmp_path, ["uniad"]))
+    monkeypatch.setattr(UniADMethod, "after_task", original)
+    done = run(proto, _opts(tmp_path, ["uniad"], resume=True, seeds=[1]))
+    assert done.read_record()["status"] == "complete"
+    assert set(done.read_matrix()["seed"]) == {0, 1}
+    assert set(pd.read_csv(done.path / "summary.csv")["seed"]) == {1}
+
+
 def test_object_names_that_look_like_numbers_or_missing_values_stay_text(tmp_path: Path) -> None:
     """Part numbers (`0042`) and `NA` used to come back from matrix.csv as 42 and NaN, which made
     every summary NaN without an error."""

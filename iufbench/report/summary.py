@@ -17,8 +17,13 @@ def step_object_matrix(matrix: pd.DataFrame, method: str, seed: int, metric: str
 
 
 def summarise_matrix(matrix: pd.DataFrame, learned_at: dict[str, int]) -> pd.DataFrame:
-    """One row per (method, seed, metric) with every continual summary (see docs/metrics.md)."""
+    """One row per (method, seed, metric) with every continual summary (see docs/metrics.md).
+
+    Pairs whose matrix stops before the last step (a seed cut off, then not resumed) have no
+    summary: every summary is defined on the full step x object matrix."""
     objects = list(learned_at)  # built from the protocol's tasks, so already in learning order
+    last = max(learned_at.values())
+    matrix = matrix[matrix.groupby(["method", "seed"])["step"].transform("max") == last]
     rows = []
     for (method, seed, metric), _ in matrix.groupby(["method", "seed", "metric"], sort=False):
         table = step_object_matrix(matrix, method, seed, metric, objects)

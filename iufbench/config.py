@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import yaml
+
 
 from iufbench.errors import ConfigError
 from iufbench.protocols import Protocol
@@ -42,7 +44,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like KEY.PATH=VALUE, e.g. train.lr=1e-3")
     key, value = text.split("=", 1)
-    return key.strip().split("."), load_yaml(value)
+    try:
+        parsed = load_yaml(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"override '{text}': the value is not valid YAML ({problem}); e.g. "
+                          "model.neighbor_mask=[false,false,false] or 'train.epochs={base: 5, step: 10}'") from exc
+    return key.strip().split("."), parsed
 
 
 def apply_override(config: dict[str, Any], path: list[str], value: Any) -> None:
@@ -65,14 +73,11 @@ def _per_task(value: Any, protocol: Protocol, key: str, schedule: str) -> list[i
         value = protocol.paper_schedule[key]
     if isinstance(value, list) and len(value) != n:
         raise ConfigError(f"train.{key} of schedule '{schedule}' has {len(value)} values; protocol has {n} tasks")
-    try:
-        if isinstance(value, dict):
-            values = [int(value["base"])] + [int(value["step"])] * (n - 1)
-        else:
-            values = [int(v) for v in value] if isinstance(value, list) else [int(value)] * n
-    except (KeyError, TypeError, ValueError):
-        values = []
-    if len(values) != n or min(values) < 1:
+    if isinstance(value, dict) and set(value) == {"base", "step"}:
+        values = [value["base"]] + [value["step"]] * (n - 1)
+    else:
+        values = value if isinstance(value, list) else [value] * n
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
         raise ConfigError(f"train.{key} must be a whole number >= 1, a list of one per task ({n}), or "
                           f"{{base: N, step: M}}; got {value!r}")
     return values

@@ -37,6 +37,9 @@ def test_overrides_reach_the_config_and_are_typed(demo) -> None:
     ("train.epochs={base: 5}", r"\{base: N, step: M\}; got \{'base': 5\}"),
     ("train.batch_size=[8,8]", "train.batch_size of schedule 'fast' has 2 values; protocol has 4 tasks"),
     ("train.epochs={base: 2, step: -1}", "whole number >= 1"),
+    ("train.epochs=2.7", "whole number >= 1.*got 2.7"),  # used to become 2 silently
+    ("train.batch_size=true", "train.batch_size must be a whole number"),
+    ("model.neighbor_mask=[false,false", "the value is not valid YAML"),  # used to be a YAML traceback
 ])
 def test_bad_overrides(demo, override: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backbone-weights", help="hub, pypi, random, or a timm state-dict file")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for run directories")
     run.add_argument("--run-id", help="name of the run directory (default: <protocol>-<time>)")
-    run.add_argument("--resume", action="store_true", help="continue --run-id from its last finished step")
+    run.add_argument("--resume", action="store_true",
+                     help="continue --run-id from its last finished step (starts it if it does not exist yet)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
     run.add_argument("--flip-auroc", action="store_true", help="reference-code quirk: report 1-AUROC when below 0.5")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -172,7 +173,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from iufbench.report.runs import load_runs  # noqa: PLC0415
     from iufbench.report.tables import report, write  # noqa: PLC0415
 
-    methods = args.methods.split(",") if args.methods else None
+    methods = _csv(args.methods) if args.methods else None
     write(report(load_runs(args.runs, methods), args.layout, args.format, args.definition, args.with_paper,
                  args.with_memory), args.out)
 

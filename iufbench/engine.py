@@ -96,10 +96,31 @@ def _config_hash(configs: dict[str, Any], protocol: Protocol, flip_auroc: bool, 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _changed_settings(record: dict[str, Any], configs: dict[str, Any], protocol: Protocol, flip_auroc: bool,
+                      precision: str) -> str:
+    """Which parts of `_config_hash` differ from the stored run, in words a user can act on."""
+    changed = [f"method config of {name}" for name in sorted(set(configs) | set(record["methods"]))
+               if json.dumps(configs.get(name), sort_keys=True, default=str)
+               != json.dumps(record["methods"].get(name), sort_keys=True, default=str)]
+    if record["protocol"]["hash"] != protocol.hash():
+        changed.append("protocol")
+    if record.get("flip_auroc") != flip_auroc:
+        changed.append("--flip-auroc")
+    if record.get("precision") != precision:
+        changed.append(f"precision ({record.get('precision')} then, {precision} now: --precision, --device)")
+    return ", ".join(changed) or "the method configs"
+
+
 def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, Any]], torch.device, str]:
     """Everything that can fail on bad input, checked before any file is written."""
     if not opts.methods:
         raise ConfigError("no methods given; see `iufbench list methods`")
+    if not opts.seeds:
+        raise ConfigError("no seeds given; pass e.g. --seeds 0,1,2")
+    for what, values in (("method", opts.methods), ("seed", opts.seeds)):
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise ConfigError(f"{what}(s) {', '.join(twice)} given twice; each {what} runs once per run")
     configs, used = {}, set()
     for name in opts.methods:
         METHODS.get(name)
@@ -125,9 +146,10 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     if run_dir.exists() and not opts.resume:
         raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
     if resuming and run_dir.read_record()["config_hash"] != config_hash:
+        changed = _changed_settings(run_dir.read_record(), configs, protocol, opts.flip_auroc, precision)
         raise ConfigError(
-            f"run {run_dir.path} was started with another configuration (protocol, methods, "
-            "schedule or overrides differ); resume with the same arguments or use a new --run-id"
+            f"run {run_dir.path} was started with another configuration ({changed} differ); resume with "
+            "the same arguments or use a new --run-id"
         )
     extractor = FeatureExtractor(protocol.backbone)
     t0 = time.perf_counter()

@@ -108,8 +108,22 @@ def test_resume_refuses_a_different_configuration(tmp_path: Path, tiny_protocol:
         run(proto, _opts(tmp_path, ["uniad"]))
     other = _opts(tmp_path, ["uniad"], resume=True)
     other.overrides.append("train.lr=0.5")
-    with pytest.raises(ConfigError, match="another configuration"):
+    with pytest.raises(ConfigError, match=r"another configuration \(method config of uniad differ\)"):
         run(proto, other)
+    with pytest.raises(ConfigError, match=r"precision \(fp32 then, bf16 now"):
+        run(proto, _opts(tmp_path, ["uniad"], resume=True, precision="bf16"))
+
+
+@pytest.mark.parametrize("methods, seeds, match", [
+    (["uniad"], [], "no seeds given"),
+    (["uniad", "uniad"], [0], "method\\(s\\) uniad given twice"),
+    (["uniad"], [0, 1, 0], "seed\\(s\\) 0 given twice"),
+])
+def test_empty_or_repeated_seeds_and_methods_fail_before_anything(tmp_path: Path, tiny_protocol: Path,
+                                                                   methods: list, seeds: list, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        run(load_protocol(str(tiny_protocol)), _opts(tmp_path, methods, seeds=seeds))
+    assert not (tmp_path / "r").exists()
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path: Path, tiny_protocol: Path,

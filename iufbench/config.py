@@ -108,5 +108,8 @@ def resolve_method_config(method: str, protocol: Protocol, schedule: str = "fast
     for key in ("epochs", "batch_size"):
         if key in train:
             train[key] = _per_task(train[key], protocol, key, schedule)
+    lr = train.get("lr", 1.0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ConfigError(f"train.lr of method '{method}' must be a number > 0; got {lr!r}")
     config["schedule"] = schedule
     return config

@@ -152,6 +152,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             "the same arguments or use a new --run-id"
         )
     extractor = FeatureExtractor(protocol.backbone)
+    _build_each_method_once(configs, extractor.output_shape(protocol.image_size), protocol, device, precision, opts)
     t0 = time.perf_counter()
     keep_pixels = any(METHODS.get(m).inputs == "images" for m in opts.methods)
     bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels)
@@ -214,15 +215,33 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _context(method_cls: type[Method], feature_shape: tuple[int, int, int], protocol: Protocol,
+             device: torch.device, seed: int, precision: str, opts: RunOptions) -> MethodContext:
+    channels, h, w = method_cls.input_shape(feature_shape, protocol.image_size)
+    return MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
+                         seed=seed, progress=opts.progress, precision=precision, compile=opts.compile)
+
+
+def _build_each_method_once(configs: dict[str, dict[str, Any]], feature_shape: tuple[int, int, int],
+                            protocol: Protocol, device: torch.device, precision: str, opts: RunOptions) -> None:
+    """A config no method can be built from (nhead not dividing hidden_dim, a neighbour mask larger
+    than the grid, an unknown switch value) fails here, before features are extracted and before
+    the run directory exists, not after other methods have trained for hours."""
+    for name, config in configs.items():
+        method_cls = METHODS.get(name)
+        try:
+            method_cls(config, _context(method_cls, feature_shape, protocol, device, opts.seeds[0], precision, opts))
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise ConfigError(f"method '{name}' cannot be built from its config: {exc}; check "
+                              f"methods/{name}.yaml and the --set overrides") from exc
+
+
 def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
              device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
     method_cls = METHODS.get(method_name)
     kind = method_cls.inputs
-    channels, h, w = method_cls.input_shape(bank.feature_shape, protocol.image_size)
-    ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size,
-                        device=device, seed=seed, progress=opts.progress, precision=precision, compile=opts.compile)
     seed_everything(seed)
-    method = method_cls(config, ctx)
+    method = method_cls(config, _context(method_cls, bank.feature_shape, protocol, device, seed, precision, opts))
     rows: list[dict[str, Any]] = []
     first_step = 0
     done = run_dir.last_checkpoint(method_name, seed) if opts.resume else None

@@ -58,6 +58,10 @@ class FeatureExtractor(nn.Module):
         ]
         return torch.cat(levels, dim=1)
 
+    def output_shape(self, image_size: tuple[int, int]) -> tuple[int, int, int]:
+        """[C, H, W] of one image's features, without running the backbone."""
+        return self.channels, image_size[0] // self.spec.stride, image_size[1] // self.spec.stride
+
     def batch_size(self, device: torch.device) -> int:
         """Images per forward: the spec's on the CPU, four times that on a GPU (wide batches)."""
         return self.spec.batch_size if device.type == "cpu" else 4 * self.spec.batch_size

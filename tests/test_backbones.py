@@ -31,6 +31,7 @@ def test_features_have_uniad_shape_and_the_backbone_stays_frozen() -> None:
     images = np.random.default_rng(0).integers(0, 255, (3, 128, 96, 3), dtype=np.uint8)
     feats = extractor.extract(images, torch.device("cpu"))
     assert feats.shape == (3, 16 + 24 + 40 + 112, 8, 6)
+    assert extractor.output_shape((128, 96)) == feats.shape[1:]  # what the engine checks configs against
     extractor.train()
     assert not extractor.backbone.training
     assert not any(p.requires_grad for p in extractor.parameters())

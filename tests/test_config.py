@@ -38,6 +38,7 @@ def test_overrides_reach_the_config_and_are_typed(demo) -> None:
     ("train.batch_size=[8,8]", "train.batch_size of schedule 'fast' has 2 values; protocol has 4 tasks"),
     ("train.epochs={base: 2, step: -1}", "whole number >= 1"),
     ("train.epochs=2.7", "whole number >= 1.*got 2.7"),  # used to become 2 silently
+    ("train.lr=-1e-3", "train.lr of method 'uniad' must be a number > 0; got -0.001"),
     ("train.batch_size=true", "train.batch_size must be a whole number"),
     ("model.neighbor_mask=[false,false", "the value is not valid YAML"),  # used to be a YAML traceback
 ])

@@ -188,6 +188,23 @@ def test_bad_input_fails_before_any_result_is_written(tmp_path: Path, tiny_root:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("methods, overrides, image_size, match", [
+    (["uniad", "iuf"], ["model.nhead=3"], 64, "method 'uniad' cannot be built.*hidden_dim 32 is not divisible"),
+    (["uniad"], ["model.neighbor_size=[7,7]"], 64, "method 'uniad' cannot be built.*covers the whole"),
+    (["uniad", "padim"], ["padim.n_features=100000"], 64, "padim"),
+])
+def test_a_config_no_method_can_be_built_from_fails_before_anything(
+        tmp_path: Path, tiny_root: Path, learn_calls: list, methods: list, overrides: list, image_size: int,
+        match: str) -> None:
+    """These used to fail after the run directory was written, or after other methods had trained."""
+    proto = load_protocol(str(write_protocol(tmp_path, tiny_root, [["fabric"], ["wood"]], image_size=image_size)))
+    opts = _opts(tmp_path / "out", methods)
+    opts.overrides += overrides
+    with pytest.raises(ConfigError, match=match):
+        run(proto, opts)
+    assert not (tmp_path / "out").exists() and not learn_calls
+
+
 def test_unknown_method_fails_before_anything(tmp_path: Path, tiny_protocol: Path) -> None:
     with pytest.raises(ConfigError, match="unknown method 'unaid'. Did you mean 'uniad'"):
         run(load_protocol(str(tiny_protocol)), _opts(tmp_path / "out", ["unaid"]))

@@ -32,6 +32,10 @@ class UniADConfig:
     jitter_scale: float = 20.0
     jitter_prob: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.hidden_dim % self.nhead:
+            raise ValueError(f"model.hidden_dim {self.hidden_dim} is not divisible by model.nhead {self.nhead}")
+
     @classmethod
     def from_config(cls, in_channels: int, grid: tuple[int, int], model: dict) -> "UniADConfig":
         """From a method YAML's `model:` block (lists become tuples)."""

@@ -338,6 +338,9 @@ def evaluate(method: Method, method_name: str, seed: int, step: int, seen: tuple
         for start in range(0, len(inputs), batch):
             scores = method.score(inputs[start : start + batch])
             image_scores.append(scores.image.float().numpy())
+            if (scores.maps is not None) != method.pixel_output:  # a method author's slip, not user input
+                raise TypeError(f"{method_name} declares pixel_output={method.pixel_output} but its score() "
+                                f"returned {'no ' if scores.maps is None else ''}anomaly maps")
             if scores.maps is not None:
                 maps.append(scores.maps.float().numpy())
         metrics = object_metrics(

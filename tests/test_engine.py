@@ -274,3 +274,12 @@ def test_object_names_that_look_like_numbers_or_missing_values_stay_text(tmp_pat
     assert matrix.value.isna().sum() == 1
     image = summarise_matrix(matrix[matrix.metric == "image_auroc"], learned_at).iloc[0]
     assert np.isfinite(image["paper_acc"]) and np.isfinite(image["paper_fm"])
+
+
+def test_a_method_whose_maps_contradict_its_pixel_output_fails(tmp_path: Path, tiny_protocol: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pixel_output = False` is what makes pixel cells n/a; a method that says so but returns maps
+    (or the reverse) is a method bug, caught at the first evaluation."""
+    monkeypatch.setattr(UniADMethod, "pixel_output", False)
+    with pytest.raises(TypeError, match="declares pixel_output=False but its score\\(\\) returned anomaly maps"):
+        run(load_protocol(str(tiny_protocol)), _opts(tmp_path, ["uniad"]))

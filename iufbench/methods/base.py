@@ -62,7 +62,6 @@ class Method(ABC):
     sees_old_data: ClassVar[bool] = False  # the engine hands it every seen object's data (joint)
     keeps_old_data: ClassVar[bool] = False  # it stores old objects' data itself (replay buffer)
     pixel_output: ClassVar[bool] = True  # False: image scores only; pixel cells are n/a, never 0
-    family: ClassVar[str] = "reconstruction"
     inputs: ClassVar[str] = "features"  # or "images": uint8 [N, 3, H, W] at the protocol's image size
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:

@@ -38,7 +38,6 @@ def mixture_moments(means: list[torch.Tensor], covs: list[torch.Tensor], counts:
 
 @METHODS.register("cad_dne", help="DNE (CAD): per-task Gaussian statistics of global features; image scores only")
 class DNE(Method):
-    family = "statistics"
     pixel_output = False
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:

@@ -18,7 +18,6 @@ from iufbench.methods.epochs import run_epochs
 
 @METHODS.register("draem", help="DRAEM (anomalib), trained on images, fine-tuned on each step's new objects")
 class Draem(Method):
-    family = "discriminative"
     inputs = "images"
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:

@@ -10,7 +10,6 @@ from iufbench.methods.base import Method, Scores
 class AnomalibOnFeatures(Method):
     """Subclasses set `self.model` (from `anomalib_bridge`) and the config section `section`."""
 
-    family = "memory"
     section: str
     model: torch.nn.Module
 

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 with warnings.catch_warnings():  # avalanche imports qpsolvers, which warns that it has no QP solver
     warnings.simplefilter("ignore", UserWarning)
     from avalanche.training.plugins import EWCPlugin, MASPlugin, SynapticIntelligencePlugin  # ~4 s
+    from avalanche.training.utils import ParamData
 
 
 class ReconstructionItems(Dataset):
@@ -55,6 +56,24 @@ class StrategyView(SimpleNamespace):
         self.experience = SimpleNamespace(dataset=ReconstructionItems(features))
         self.optimizer = optimizer
         self.train_mb_size = batch_size
+
+
+def plugin_to_device(plugin: Any, device: torch.device) -> None:
+    """After `torch.load(map_location="cpu")` a plugin's anchors and importances sit on the CPU while
+    each ParamData still names the device it was saved from. Data kept on a GPU (EWC, MAS) goes to
+    this run's device; data the plugin keeps on the CPU by design (SI's snapshots) stays there."""
+    def visit(node: Any) -> None:
+        if isinstance(node, ParamData):
+            node.device = device if node.device.type != "cpu" else torch.device("cpu")
+            node.data = node.data.to(node.device)
+        elif isinstance(node, dict):
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(vars(plugin))
 
 
 def _copy_weights(model: nn.Module, target: dict[str, Any], excluded: set[str]) -> None:

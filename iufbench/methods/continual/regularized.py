@@ -74,8 +74,11 @@ class RegularizedUniAD(UniADMethod):
         return {"model": self.model.state_dict(), "plugin": self.plugin}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        from iufbench.methods.continual.avalanche_bridge import plugin_to_device  # noqa: PLC0415
+
         self.model.load_state_dict(state["model"])
         self.plugin = state["plugin"]
+        plugin_to_device(self.plugin, self.ctx.device)
 
 
 for _name, _help in (

@@ -124,8 +124,8 @@ class IUFMethod(UniADMethod):
             self.model.discriminator.grow(state["classes"])
         self.model.load_state_dict(state["model"])
         self.moments.load_state_dict(state["moments"])
-        for f, buffer in zip(self.refcode_scl, state["scl_buffers"]):
-            f.buffer = buffer
+        for f, buffer in zip(self.refcode_scl, state["scl_buffers"]):  # loaded on the CPU; rows come on the device
+            f.buffer = None if buffer is None else buffer.to(self.ctx.device)
 
 
 for _name, _help in (

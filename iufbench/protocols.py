@@ -8,6 +8,7 @@ any training: structure here (`load_protocol`), files on disk in `resolve_object
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ def list_protocols() -> list[tuple[str, str]]:
     out = []
     for name in builtin_names("protocols"):
         raw = load_yaml((builtin_dir("protocols") / f"{name}.yaml").read_text())
-        out.append((name, str(raw.get("description", "")).strip().splitlines()[0]))
+        out.append((name, (str(raw.get("description", "")).strip().splitlines() or [""])[0]))
     return out
 
 
@@ -108,19 +109,55 @@ def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[s
             raise ConfigError(f"protocol {path} has no '{key}'")
     sources = _sources(path, raw["sources"], data_root, roots or {}, dataset, require_roots)
     tasks = _tasks(path, raw["tasks"], sources)
-    size = raw["image_size"]
-    image_size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
-    spec = {**raw.get("backbone", {}), **(backbone or {})}
+    return Protocol(name=path.stem, description=str(raw.get("description", "")).strip(),
+                    image_size=_image_size(path, raw["image_size"]),
+                    backbone=_backbone(path, {**_mapping(path, "backbone", raw.get("backbone", {})), **(backbone or {})}),
+                    sources=sources, tasks=tasks, paper_schedule=_paper_schedule(path, raw.get("paper_schedule"), len(tasks)))
+
+
+def _mapping(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"protocol {path}: '{key}' must be a mapping (key: value lines), got {value!r}")
+    return value
+
+
+def _whole_numbers(values: Any, minimum: int) -> bool:
+    return isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+                                            for v in values)
+
+
+def _image_size(path: Path, size: Any) -> tuple[int, int]:
+    """One side (square) or [height, width], at least 32 px: the backbone's stride-16 grid needs 2 cells."""
+    sides = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
+    if not (_whole_numbers(sides, 32) and len(sides) == 2):
+        raise ConfigError(f"protocol {path}: image_size must be a whole number >= 32 or [height, width]; "
+                          f"got {size!r}")
+    return sides[0], sides[1]
+
+
+def _backbone(path: Path, spec: dict[str, Any]) -> BackboneSpec:
+    valid = set(BackboneSpec.__dataclass_fields__)
+    unknown = set(spec) - valid
+    if unknown:
+        raise ConfigError(f"protocol {path}: unknown backbone key(s) {sorted(unknown)}; valid: {sorted(valid)}")
     if "out_indices" in spec:
         spec["out_indices"] = tuple(spec["out_indices"])
-    schedule = raw.get("paper_schedule")
-    if schedule is not None:
-        for key in ("epochs", "batch_size", "train_images"):
-            if (key != "train_images" or key in schedule) and len(schedule.get(key, [])) != len(tasks):
-                raise ConfigError(f"protocol {path}: paper_schedule.{key} needs one value per task ({len(tasks)})")
-    return Protocol(name=path.stem, description=str(raw.get("description", "")).strip(),
-                    image_size=image_size, backbone=BackboneSpec(**spec), sources=sources,
-                    tasks=tasks, paper_schedule=schedule)
+    return BackboneSpec(**spec)
+
+
+def _paper_schedule(path: Path, schedule: Any, n_tasks: int) -> dict[str, list[int]] | None:
+    if schedule is None:
+        return None
+    schedule = _mapping(path, "paper_schedule", schedule)
+    keys = {"epochs", "batch_size", "train_images"}
+    if set(schedule) - keys or not {"epochs", "batch_size"} <= set(schedule):
+        raise ConfigError(f"protocol {path}: paper_schedule needs epochs and batch_size (and may have "
+                          f"train_images), got {sorted(schedule)}")
+    for key, values in schedule.items():
+        if not (_whole_numbers(values, 1) and len(values) == n_tasks):
+            raise ConfigError(f"protocol {path}: paper_schedule.{key} needs one whole number >= 1 per task "
+                              f"({n_tasks}); got {values!r}")
+    return schedule
 
 
 def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
@@ -135,11 +172,12 @@ def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
                           "--data-root/--dataset apply to single-source protocols, use --root SOURCE=PATH")
     sources = {}
     for name, entry in raw.items():
-        entry = dict(entry)
+        entry = dict(_mapping(path, f"sources.{name}", entry))
         file_dataset = entry.pop("dataset", None)
         dataset = dataset_override or file_dataset
-        if dataset != "synthetic":
-            DATASETS.get(dataset)  # unknown reader -> error listing valid ones
+        if dataset is None:
+            raise ConfigError(f"protocol {path}: source '{name}' has no dataset; see `iufbench list datasets`")
+        _check_options(path, name, dataset, entry)
         given = roots.get(name, data_root)
         if dataset == "synthetic" and given is not None:
             raise ConfigError(f"source '{name}' of protocol {path.stem} is generated (synthetic); it takes no root")
@@ -152,6 +190,26 @@ def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
             )
         sources[name] = Source(name=name, dataset=dataset, root=None if root is None else str(root), options=entry)
     return sources
+
+
+def _check_options(path: Path, name: str, dataset: str, entry: dict[str, Any]) -> None:
+    """A source's keys besides `dataset`: `root` and its reader's keyword options (a synthetic
+    source: `spec`, whose keys are SynthSpec's fields)."""
+    if dataset == "synthetic":
+        from iufbench.data.synth import SynthSpec  # noqa: PLC0415
+
+        options, nested = {"spec"}, set(SynthSpec.__dataclass_fields__)
+        unknown_spec = set(_mapping(path, f"sources.{name}.spec", entry.get("spec", {}))) - nested
+        if unknown_spec:
+            raise ConfigError(f"protocol {path}: source '{name}' spec has unknown key(s) {sorted(unknown_spec)}; "
+                              f"valid: {sorted(nested)}")
+    else:
+        DATASETS.get(dataset)  # unknown reader -> error listing valid ones
+        options = {"root"} | set(inspect.signature(DATASETS.get(dataset).read).parameters) - {"objects"}
+    unknown = set(entry) - options
+    if unknown:
+        raise ConfigError(f"protocol {path}: source '{name}' ({dataset}) has unknown option(s) {sorted(unknown)}; "
+                          f"valid: {sorted(options)}")
 
 
 def _tasks(path: Path, raw: Any, sources: dict[str, Source]) -> tuple[tuple[str, ...], ...]:
@@ -201,6 +259,10 @@ def resolve_objects(protocol: Protocol) -> dict[str, ObjectData]:
                 f"unknown object '{name}' in source '{src}' ({source_root(protocol.sources[src])}). "
                 f"Valid: {', '.join(listings[src]) or 'none found'}"
             )
+        twin = next((other for other, place in placement.items() if place == (src, name)), None)
+        if twin is not None:
+            raise ConfigError(f"'{twin}' and '{obj}' are the same object of source '{src}'; each object is "
+                              "learned once")
         wanted[src].append(name)
         placement[obj] = (src, name)
     for src, names in wanted.items():

@@ -77,11 +77,31 @@ def _write(tmp_path: Path, **fields) -> str:
     ({"sources": {"a": {"dataset": "mvtek", "root": "/r"}}}, "unknown dataset 'mvtek'.*Did you mean 'mvtec'"),
     ({"colour": 1}, "unknown keys \\['colour'\\]"),
     ({"tasks": [["b/x"], ["y"]]}, "unknown source"),
-    ({"paper_schedule": {"epochs": [1], "batch_size": [8, 8]}}, "one value per task"),
+    ({"paper_schedule": {"epochs": [1], "batch_size": [8, 8]}}, "paper_schedule.epochs needs one whole number"),
+    # these used to pass, or fail later with a TypeError / ValueError traceback
+    ({"paper_schedule": {"epochs": 5}}, "paper_schedule needs epochs and batch_size"),
+    ({"paper_schedule": {"epochs": [1, 1], "batch_size": [8, 0]}}, "paper_schedule.batch_size needs one whole"),
+    ({"image_size": "224"}, "image_size must be a whole number >= 32 or \\[height, width\\]; got '224'"),
+    ({"image_size": [224]}, "image_size must be"),
+    ({"image_size": 0}, "image_size must be"),
+    ({"image_size": [224, 112.5]}, "image_size must be"),
+    ({"backbone": {"nam": "x"}}, "unknown backbone key\\(s\\) \\['nam'\\]; valid: .*name"),
+    ({"backbone": "tf_efficientnet_b4"}, "'backbone' must be a mapping"),
+    ({"sources": {"a": {"root": "/r"}}}, "source 'a' has no dataset"),
+    ({"sources": {"a": "/data/mvtec"}}, "'sources.a' must be a mapping"),
+    ({"sources": {"a": {"dataset": "mvtec", "root": "/r", "foo": 1}}}, "unknown option\\(s\\) \\['foo'\\]"),
+    ({"sources": {"a": {"dataset": "synthetic", "spec": {"n_trian": 3}}}}, "spec has unknown key\\(s\\) \\['n_trian'\\]"),
 ])
 def test_structural_errors(tmp_path: Path, fields: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_protocol(_write(tmp_path, **fields))
+
+
+def test_image_size_takes_one_side_or_height_and_width(tmp_path: Path) -> None:
+    assert load_protocol(_write(tmp_path, image_size=96)).image_size == (96, 96)
+    assert load_protocol(_write(tmp_path, image_size=[96, 128])).image_size == (96, 128)
+    assert load_protocol(_write(tmp_path, sources={"a": {"dataset": "mvtec3d", "root": "/r",
+                                                         "include_validation": True}}))
 
 
 def test_hash_follows_the_resolved_protocol(tmp_path: Path) -> None:
@@ -100,3 +120,23 @@ def test_multi_source_protocol_needs_named_roots() -> None:
 def test_a_synthetic_source_takes_no_root() -> None:
     with pytest.raises(ConfigError, match="generated .* takes no root"):
         load_protocol("demo", data_root="/x")
+
+
+def test_one_object_written_two_ways_is_refused(tmp_path: Path, tiny_root: Path) -> None:
+    """`wood` and `data/wood` name the same folder; it used to be learned twice under two names."""
+    from conftest import write_protocol
+    from iufbench.protocols import resolve_objects
+
+    proto = load_protocol(str(write_protocol(tmp_path, tiny_root, [["wood"], ["data/wood"]])))
+    with pytest.raises(ConfigError, match="'wood' and 'data/wood' are the same object of source 'data'"):
+        resolve_objects(proto)
+
+
+def test_listing_protocols_tolerates_a_protocol_without_description(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    (folder / "bare.yaml").write_text(yaml.safe_dump({"image_size": 64, "sources": {}, "tasks": []}))
+    monkeypatch.setattr("iufbench.protocols.builtin_dir", lambda kind: folder)
+    monkeypatch.setattr("iufbench.protocols.builtin_names", lambda kind: ["bare"])
+    assert list_protocols() == [("bare", "")]

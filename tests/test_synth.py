@@ -148,7 +148,28 @@ def test_ensure_reuses_and_regenerates(tmp_path: Path) -> None:
     (first / MANIFEST).write_text("{}")  # e.g. written by an older generator version
     assert ensure(SMALL, tmp_path) == first
     assert not marker.exists() and (first / MANIFEST).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no temp leftovers
+    kept = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock"))  # lock files stay
+    assert kept == sorted([first.name, other.name])  # no temp leftovers
+
+
+def test_a_run_that_waits_for_the_lock_uses_the_copy_made_meanwhile(tmp_path: Path) -> None:
+    """Two runs on a fresh cache: the second waits while the first generates, then reads the
+    first's copy instead of replacing it under its feet."""
+    import fcntl
+    import threading
+
+    root = tmp_path / synth.spec_hash(SMALL)
+    with open(tmp_path / f".{root.name}.lock", "w") as lock:  # the first run holds the lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result: list[Path] = []
+        second = threading.Thread(target=lambda: result.append(ensure(SMALL, tmp_path)))
+        second.start()
+        second.join(timeout=0.5)
+        assert second.is_alive() and not root.exists()  # waiting, not generating its own copy
+        generate(root, SMALL)  # the first run finishes
+        inode = root.stat().st_ino
+    second.join(timeout=60)
+    assert result == [root] and root.stat().st_ino == inode  # the first run's folder, untouched
 
 
 def test_generate_refuses_a_foreign_folder(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ Layout written by `generate` (what `iufbench.data` readers of MVTec-AD expect)::
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -771,9 +772,17 @@ def generate(out: Path, spec: SynthSpec) -> Path:
 
 
 def ensure(spec: SynthSpec, cache_dir: Path) -> Path:
-    """`cache_dir/<spec hash>`, generated unless a complete copy for this spec is already there."""
+    """`cache_dir/<spec hash>`, generated unless a complete copy for this spec is already there.
+
+    Runs started side by side on a fresh cache take turns on a lock file: the first generates,
+    the others find its complete copy, and no run replaces a folder another is reading."""
     root = Path(cache_dir) / spec_hash(spec)
-    if _read_manifest(root) != manifest(spec):
-        shutil.rmtree(root, ignore_errors=True)  # ours (named by the hash) but stale or damaged
-        generate(root, spec)
+    if _read_manifest(root) == manifest(spec):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.with_name(f".{root.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _read_manifest(root) != manifest(spec):  # still missing once we hold the lock
+            shutil.rmtree(root, ignore_errors=True)  # ours (named by the hash) but stale or damaged
+            generate(root, spec)
     return root

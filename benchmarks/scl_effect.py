@@ -23,7 +23,7 @@ from iufbench.engine import seed_everything, step_seed  # noqa: E402
 from iufbench.feature_bank import FeatureBank  # noqa: E402
 from iufbench.features import FeatureExtractor  # noqa: E402
 from iufbench.methods import METHODS, MethodContext, TrainTask  # noqa: E402
-from iufbench.methods.iuf.compression import paper_scl, singular_values  # noqa: E402
+from iufbench.methods.iuf.compression import paper_scl, singular_values, tail_share  # noqa: E402
 from iufbench.metrics import object_metrics  # noqa: E402
 from iufbench.protocols import load_protocol, resolve_objects  # noqa: E402
 
@@ -66,7 +66,7 @@ def main() -> None:
                 m = object_metrics(scores.image.numpy(), bank[obj].labels, scores.maps.numpy(), bank[obj].masks)
                 image.append(m["image_auroc"])
                 pixel.append(m["pixel_auroc"])
-            print(f"{label:<11} {seed:>4} {scl:>8.3f} {s.sum().item():>10.3f} {(s[keep:].sum() / s.sum()).item():>10.3f} "
+            print(f"{label:<11} {seed:>4} {scl:>8.3f} {s.sum().item():>10.3f} {tail_share(out.encoder, keep):>10.3f} "
                   f"{gain:>8.3f} {mse:>8.3f} {100 * np.mean(image):>11.1f} {100 * np.mean(pixel):>11.1f}")
 
 

@@ -12,9 +12,8 @@ from typing import Any
 
 import yaml
 
-
 from iufbench.errors import ConfigError
-from iufbench.protocols import Protocol
+from iufbench.protocols import Protocol, whole_numbers
 from iufbench.resources import builtin_dir, builtin_names
 from iufbench.yaml_loader import load_yaml
 
@@ -77,7 +76,7 @@ def _per_task(value: Any, protocol: Protocol, key: str, schedule: str) -> list[i
         values = [value["base"]] + [value["step"]] * (n - 1)
     else:
         values = value if isinstance(value, list) else [value] * n
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+    if not whole_numbers(values, 1):
         raise ConfigError(f"train.{key} must be a whole number >= 1, a list of one per task ({n}), or "
                           f"{{base: N, step: M}}; got {value!r}")
     return values

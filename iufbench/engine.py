@@ -142,11 +142,11 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_dir = RunDir(opts.out_dir / run_id)
     config_hash = _config_hash(configs, protocol, opts.flip_auroc, precision)
-    resuming = opts.resume and run_dir.exists()
     if run_dir.exists() and not opts.resume:
         raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
-    if resuming and run_dir.read_record()["config_hash"] != config_hash:
-        changed = _changed_settings(run_dir.read_record(), configs, protocol, opts.flip_auroc, precision)
+    stored = run_dir.read_record() if opts.resume and run_dir.exists() else None  # None: a fresh run
+    if stored is not None and stored["config_hash"] != config_hash:
+        changed = _changed_settings(stored, configs, protocol, opts.flip_auroc, precision)
         raise ConfigError(
             f"run {run_dir.path} was started with another configuration ({changed} differ); resume with "
             "the same arguments or use a new --run-id"
@@ -158,8 +158,8 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels)
     feature_seconds = time.perf_counter() - t0
 
-    if resuming:
-        record = run_dir.read_record()
+    if stored is not None:
+        record = stored
         record["status"] = "running"
         record["seeds"] = sorted(set(record["seeds"]) | set(opts.seeds))  # a resume may add seeds
         record.setdefault("resumed", []).append(dt.datetime.now().isoformat(timespec="seconds"))

@@ -109,10 +109,11 @@ def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[s
             raise ConfigError(f"protocol {path} has no '{key}'")
     sources = _sources(path, raw["sources"], data_root, roots or {}, dataset, require_roots)
     tasks = _tasks(path, raw["tasks"], sources)
+    spec = {**_mapping(path, "backbone", raw.get("backbone", {})), **(backbone or {})}
     return Protocol(name=path.stem, description=str(raw.get("description", "")).strip(),
-                    image_size=_image_size(path, raw["image_size"]),
-                    backbone=_backbone(path, {**_mapping(path, "backbone", raw.get("backbone", {})), **(backbone or {})}),
-                    sources=sources, tasks=tasks, paper_schedule=_paper_schedule(path, raw.get("paper_schedule"), len(tasks)))
+                    image_size=_image_size(path, raw["image_size"]), backbone=_backbone(path, spec),
+                    sources=sources, tasks=tasks,
+                    paper_schedule=_paper_schedule(path, raw.get("paper_schedule"), len(tasks)))
 
 
 def _mapping(path: Path, key: str, value: Any) -> dict[str, Any]:
@@ -121,7 +122,8 @@ def _mapping(path: Path, key: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _whole_numbers(values: Any, minimum: int) -> bool:
+def whole_numbers(values: Any, minimum: int) -> bool:
+    """A list of ints >= minimum (YAML's true/false and 2.7 are not whole numbers)."""
     return isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum
                                             for v in values)
 
@@ -129,7 +131,7 @@ def _whole_numbers(values: Any, minimum: int) -> bool:
 def _image_size(path: Path, size: Any) -> tuple[int, int]:
     """One side (square) or [height, width], at least 32 px: the backbone's stride-16 grid needs 2 cells."""
     sides = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
-    if not (_whole_numbers(sides, 32) and len(sides) == 2):
+    if not (whole_numbers(sides, 32) and len(sides) == 2):
         raise ConfigError(f"protocol {path}: image_size must be a whole number >= 32 or [height, width]; "
                           f"got {size!r}")
     return sides[0], sides[1]
@@ -154,7 +156,7 @@ def _paper_schedule(path: Path, schedule: Any, n_tasks: int) -> dict[str, list[i
         raise ConfigError(f"protocol {path}: paper_schedule needs epochs and batch_size (and may have "
                           f"train_images), got {sorted(schedule)}")
     for key, values in schedule.items():
-        if not (_whole_numbers(values, 1) and len(values) == n_tasks):
+        if not (whole_numbers(values, 1) and len(values) == n_tasks):
             raise ConfigError(f"protocol {path}: paper_schedule.{key} needs one whole number >= 1 per task "
                               f"({n_tasks}); got {values!r}")
     return schedule

@@ -62,22 +62,27 @@ def tiny_protocol(tmp_path: Path, tiny_root: Path) -> Path:
     return write_protocol(tmp_path, tiny_root, [["fabric", "screw"], ["wood"]])
 
 
+def interrupt_in_step(proto, opts, method_cls, step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run until `step` has trained (the steps before it checkpointed), then Ctrl-C, as a user would."""
+    original = method_cls.after_task
+
+    def interrupted(self, task):
+        original(self, task)
+        if task.step == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(method_cls, "after_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(proto, opts)
+    monkeypatch.setattr(method_cls, "after_task", original)
+
+
 def run_then_kill_in_step_2(proto, make_opts, method_cls, tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch) -> tuple[pd.DataFrame, str]:
     """An uninterrupted run's matrix, and the status of a second run killed in step 2 (after
     step 1 was checkpointed) in tmp_path / 'cut', ready to be resumed."""
     full = run(proto, make_opts(tmp_path / "full")).read_matrix()
-    original = method_cls.after_task
-
-    def killed_in_step_2(self, task):
-        original(self, task)
-        if task.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(method_cls, "after_task", killed_in_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        run(proto, make_opts(tmp_path / "cut"))
-    monkeypatch.setattr(method_cls, "after_task", original)
+    interrupt_in_step(proto, make_opts(tmp_path / "cut"), method_cls, 2, monkeypatch)
     return full, json.loads((tmp_path / "cut" / "r" / "record.json").read_text())["status"]
 
 

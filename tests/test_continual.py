@@ -58,37 +58,23 @@ def test_importance_is_nonnegative_and_not_zero_and_the_penalty_anchors(name: st
     assert method.penalty().item() > 0
 
 
-def _param_data(plugin) -> list:
-    """Every avalanche ParamData a plugin holds, however nested."""
-    from avalanche.training.utils import ParamData
-
-    found, stack = [], list(vars(plugin).values())
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ParamData):
-            found.append(node)
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-    return found
-
-
 @pytest.mark.parametrize("name", ["uniad_ewc", "uniad_mas"])
 def test_a_checkpoint_saved_on_a_gpu_resumes_on_this_runs_device(name: str, tmp_path: Path) -> None:
     """A checkpoint loads with map_location="cpu": EWC's and MAS's anchors land on the CPU while
     their ParamData still say cuda, so a CUDA resume subtracted CPU anchors from CUDA weights. The
     GPU checkpoint is simulated by marking every ParamData as saved from cuda."""
+    from iufbench.methods.continual.avalanche_bridge import param_data
+
     method = _method(name)
     method.learn(_task(0))
-    held = _param_data(method.plugin)
+    held = param_data(method.plugin)
     assert held
     for param in held:
         param.device = torch.device("cuda")
     torch.save(method.state_dict(), tmp_path / "step0.pt")
     resumed = _method(name)
     resumed.load_state_dict(torch.load(tmp_path / "step0.pt", map_location="cpu", weights_only=False))
-    assert {(p.device.type, p.data.device.type) for p in _param_data(resumed.plugin)} == {("cpu", "cpu")}
+    assert {(p.device.type, p.data.device.type) for p in param_data(resumed.plugin)} == {("cpu", "cpu")}
     step = _task(1)
     resumed.before_task(step)
     resumed.make_optimizer(step)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import TINY_OVERRIDES, assert_same_matrix, run_then_kill_in_step_2, write_protocol
+from conftest import TINY_OVERRIDES, assert_same_matrix, interrupt_in_step, run_then_kill_in_step_2, write_protocol
 from iufbench.engine import RunOptions, run
 from iufbench.errors import ConfigError, DataError
 from iufbench.methods.base import TrainingError
@@ -239,17 +239,7 @@ def test_resume_with_other_seeds_leaves_the_cut_seed_out_of_the_summary(
     """Seed 0 stopped after its first step, then the run is resumed with seed 1 only: the run
     completes, and seed 0's partial matrix gets no summary (it used to raise after all training)."""
     proto = load_protocol(str(tiny_protocol))
-    original = UniADMethod.after_task
-
-    def killed_in_step_1(self, task):
-        original(self, task)
-        if task.step == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(UniADMethod, "after_task", killed_in_step_1)
-    with pytest.raises(KeyboardInterrupt):
-        run(proto, _opts(tmp_path, ["uniad"]))
-    monkeypatch.setattr(UniADMethod, "after_task", original)
+    interrupt_in_step(proto, _opts(tmp_path, ["uniad"]), UniADMethod, 1, monkeypatch)
     done = run(proto, _opts(tmp_path, ["uniad"], resume=True, seeds=[1]))
     assert done.read_record()["status"] == "complete"
     assert set(done.read_matrix()["seed"]) == {0, 1}

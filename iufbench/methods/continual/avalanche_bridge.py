@@ -58,22 +58,27 @@ class StrategyView(SimpleNamespace):
         self.train_mb_size = batch_size
 
 
+def param_data(plugin: Any) -> list[ParamData]:
+    """Every ParamData (anchor weights, importances, snapshots) a plugin holds, however nested."""
+    found, stack = [], list(vars(plugin).values())
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ParamData):
+            found.append(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return found
+
+
 def plugin_to_device(plugin: Any, device: torch.device) -> None:
     """After `torch.load(map_location="cpu")` a plugin's anchors and importances sit on the CPU while
     each ParamData still names the device it was saved from. Data kept on a GPU (EWC, MAS) goes to
     this run's device; data the plugin keeps on the CPU by design (SI's snapshots) stays there."""
-    def visit(node: Any) -> None:
-        if isinstance(node, ParamData):
-            node.device = device if node.device.type != "cpu" else torch.device("cpu")
-            node.data = node.data.to(node.device)
-        elif isinstance(node, dict):
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                visit(value)
-
-    visit(vars(plugin))
+    for param in param_data(plugin):
+        param.device = device if param.device.type != "cpu" else torch.device("cpu")
+        param.data = param.data.to(param.device)
 
 
 def _copy_weights(model: nn.Module, target: dict[str, Any], excluded: set[str]) -> None:

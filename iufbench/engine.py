@@ -27,6 +27,7 @@ from iufbench.config import overrides_for, resolve_method_config
 from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
+from iufbench.feature_cache import FeatureCache
 from iufbench.features import FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
 from iufbench.metrics import object_metrics
@@ -155,7 +156,8 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     _build_each_method_once(configs, extractor.output_shape(protocol.image_size), protocol, device, precision, opts)
     t0 = time.perf_counter()
     keep_pixels = any(METHODS.get(m).inputs == "images" for m in opts.methods)
-    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels)
+    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels,
+                             FeatureCache.default(), precision)
     feature_seconds = time.perf_counter() - t0
 
     if stored is not None:
@@ -171,7 +173,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             "methods": configs, "seeds": opts.seeds, "schedule": opts.schedule, "overrides": opts.overrides,
             "flip_auroc": opts.flip_auroc, "precision": precision, "compile": opts.compile, "versions": versions(), "git_sha": git_sha(), "host": host(device),
             "features": {"channels": bank.feature_shape[0], "grid": list(bank.feature_shape[1:]),
-                         "seconds": round(feature_seconds, 2)},
+                         "seconds": round(feature_seconds, 2), "extracted": bank.extracted},
             "steps": {},
         }
     record["queue"] = [pair_key(m, s) for m in opts.methods for s in opts.seeds]  # this invocation, in order

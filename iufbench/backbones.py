@@ -81,7 +81,7 @@ def pypi_weights_file(name: str) -> Path:
     state = lukemelas_to_timm(torch.load(source, map_location="cpu", weights_only=True), model)
     model.load_state_dict(state, strict=True)  # proves the rename is complete
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")  # jobs of a sweep may convert at once: one tmp each
     torch.save(state, tmp)
     tmp.replace(target)
     return target

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run methods on a protocol and print the ACC/FM table")
     run.add_argument("--protocol", default="demo", help="built-in protocol name or a .yaml path (default: demo)")
-    run.add_argument("--methods", default="all", type=_csv, help="comma-separated method names, or 'all'")
+    run.add_argument("--methods", default="all", type=_csv,
+                     help="comma-separated method names, set names (methods/_sets.yaml, e.g. paper) or 'all'")
     run.add_argument("--seeds", default=[0], type=_seeds, help="comma-separated seeds (default: 0)")
     run.add_argument("--data-root", help="dataset root of a single-source protocol")
     run.add_argument("--dataset", help="reader for a single-source protocol's root (see `iufbench list datasets`)")
@@ -61,6 +62,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
     run.add_argument("--flip-auroc", action="store_true", help="reference-code quirk: report 1-AUROC when below 0.5")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sw = sub.add_parser("sweep", help="protocols x methods x seeds as Ray tasks (local or a cluster), one run "
+                                      "directory per protocol")
+    sw.add_argument("--suite", help="a suite (suites/*.yaml or a .yaml path): protocols, methods, seeds, schedule; "
+                                    "options given here override its fields")
+    sw.add_argument("--protocols", type=_csv, help="comma-separated protocol names or .yaml paths")
+    sw.add_argument("--methods", type=_csv, help="comma-separated method names, set names (e.g. paper) or 'all'")
+    sw.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: 0)")
+    sw.add_argument("--schedule", help="fast (CPU-sized, default) or paper (reference epochs)")
+    sw.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
+    sw.add_argument("--batch-size", type=int, help="training batch size")
+    sw.add_argument("--lr", type=float, help="learning rate")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any method config key")
+    sw.add_argument("--device", default="auto", help="auto (cuda when --gpus-per-job > 0, else cpu), cpu or cuda")
+    sw.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="auto = bf16 autocast on CUDA, fp32 on the CPU")
+    sw.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    sw.add_argument("--data-root", help="dataset root of single-source protocols")
+    sw.add_argument("--root", action="append", default=[], metavar="SOURCE=PATH",
+                    help="root of one source; each protocol takes the roots of its own sources")
+    sw.add_argument("--out", type=Path, default=Path("results/sweep"), help="DIR: one run directory DIR/<protocol>/")
+    sw.add_argument("--ray-address", help="join a running Ray cluster (HOST:PORT, ray://HOST:10001, auto); "
+                                          "default: start Ray on this machine")
+    sw.add_argument("--cpus-per-job", type=int, default=1, help="CPU cores (torch threads) per pair (default 1)")
+    sw.add_argument("--gpus-per-job", type=float, default=0.0,
+                    help="GPUs per pair; fractions share a GPU (0.25: four pairs per GPU). Default 0")
+    sw.add_argument("--max-retries", type=int, default=3, help="re-runs of a pair whose worker died (default 3)")
+    sw.add_argument("--resume", action="store_true", help="continue the sweep in --out: skip finished pairs, "
+                                                          "resume the others from their last finished step")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    cache = sub.add_parser("cache", help="the persistent feature cache (IUFBENCH_CACHE/features)")
+    cache.add_argument("cache_command", choices=["list", "clear"])
 
     bench = sub.add_parser("bench", help="measure training, inference and feature-extraction speed and memory")
     bench.add_argument("--methods", default="uniad,iuf", type=_csv, help="comma-separated method names, or 'all'")
@@ -129,14 +163,12 @@ def cmd_run(args: argparse.Namespace) -> None:
     if protocol.backbone.weights != "hub":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported: no 47 s hub retries
     from iufbench import engine  # noqa: PLC0415
+    from iufbench.method_sets import expand_methods  # noqa: PLC0415
     from iufbench.methods import METHODS  # noqa: PLC0415
     from iufbench.report.summary import format_table, summarise_matrix  # noqa: PLC0415
 
-    methods = METHODS.names() if args.methods == ["all"] else args.methods
-    overrides = list(args.set)
-    for key, value in (("train.epochs", args.epochs), ("train.batch_size", args.batch_size), ("train.lr", args.lr)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    methods = expand_methods(args.methods)
+    overrides = _overrides(args)
     opts = engine.RunOptions(
         methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
         out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
@@ -149,6 +181,66 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
           f"seeds {args.seeds}, results in {run_dir.path}")
     print(format_table(summary, old_data))
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--set entries, then the shorthands --epochs, --batch-size, --lr as the config keys they set."""
+    overrides = list(args.set)
+    for key, value in (("train.epochs", args.epochs), ("train.batch_size", args.batch_size),
+                       ("train.lr", args.lr)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return overrides
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from iufbench.methods import METHODS  # noqa: PLC0415
+    from iufbench.report.runs import load_run  # noqa: PLC0415
+    from iufbench.report.summary import format_table  # noqa: PLC0415
+    from iufbench.sweep.driver import format_failures, sweep  # noqa: PLC0415
+    from iufbench.sweep.plan import SweepOptions  # noqa: PLC0415
+    from iufbench.sweep.suite import load_suite  # noqa: PLC0415
+
+    suite = load_suite(args.suite) if args.suite else None
+    protocols = args.protocols or (suite.protocols if suite else None)
+    if not protocols:
+        raise ConfigError("pass --protocols NAME[,NAME...] or --suite NAME (see suites/)")
+    opts = SweepOptions(
+        protocols=protocols, methods=args.methods or (suite.methods if suite else ["all"]),
+        seeds=args.seeds or (suite.seeds if suite else [0]),
+        schedule=args.schedule or (suite.schedule if suite else "fast"), overrides=_overrides(args),
+        device=args.device, precision=args.precision, compile=args.compile, data_root=args.data_root,
+        roots=_roots(args.root), out_dir=args.out, ray_address=args.ray_address, cpus_per_job=args.cpus_per_job,
+        gpus_per_job=args.gpus_per_job, max_retries=args.max_retries, resume=args.resume,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    result = sweep(opts)
+    for run_dir in result.run_dirs:
+        print(f"protocol {run_dir.path.name}: results in {run_dir.path}")
+        run = load_run(run_dir.path)
+        if not run.summary.empty:
+            print(format_table(run.summary, {m for m in run.record["methods"] if METHODS.get(m).uses_old_data()}))
+    if result.failed:
+        print(f"iufbench: sweep: {format_failures(result)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    from iufbench.feature_cache import FeatureCache  # noqa: PLC0415
+
+    cache = FeatureCache.default()
+    if args.cache_command == "clear":
+        n, size = cache.clear()
+        print(f"removed {n} feature entries ({size / 2**20:.1f} MiB) from {cache.root}")
+        return
+    entries = cache.entries()
+    for e in entries:
+        print(f"{e['key'][:12]}  {e['object']:<16} {e['image_size'][0]}x{e['image_size'][1]}  {e['backbone']} "
+              f"({e['weights']}) {e['device']} {e['precision']}  {e['bytes'] / 2**20:7.1f} MiB  {e['created']}  "
+              f"{e['root']}")
+    total = sum(e["bytes"] for e in entries)
+    print(f"{len(entries)} entries, {total / 2**20:.1f} MiB in {cache.root}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -241,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("timm").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
-        commands = {"run": cmd_run, "bench": cmd_bench, "report": cmd_report, "plot": cmd_plot,
+        commands = {"run": cmd_run, "sweep": cmd_sweep, "cache": cmd_cache, "bench": cmd_bench, "report": cmd_report, "plot": cmd_plot,
                     "status": cmd_status, "check": cmd_check, "list": cmd_list, "data": cmd_data}
         return commands[args.command](args) or 0
     except IufbenchError as exc:

@@ -25,7 +25,7 @@ class PairProgress:
     steps_done: int
     steps_total: int
     seconds: float
-    state: str  # done, running, waiting (queued), stopped (part done, run not running) or not run
+    state: str  # done, running, waiting (queued), failed (a sweep's pair), stopped (part done, run not running) or not run
     seconds_left: float | None  # estimate from finished seeds of the same method; None: no estimate yet
 
 
@@ -37,12 +37,17 @@ def pair_progress(record: dict[str, Any]) -> list[PairProgress]:
     every = [pair_key(m, s) for m in record["methods"] for s in record["seeds"]]
     queue = record.get("queue", every)
     running = record["status"] == "running"
+    in_flight = record.get("running")  # a sweep's record lists the pairs its workers are on
     pairs, current_found = [], False
     for key in queue + [k for k in every if k not in queue]:
         steps = record["steps"].get(key, {})
         seconds = sum(s["train_seconds"] + s["eval_seconds"] for s in steps.values())
         if key in finished or len(steps) == total:
             state = "done"
+        elif key in record.get("failed", {}):
+            state = "failed"
+        elif running and key in queue and in_flight is not None:
+            state = "running" if key in in_flight else "waiting"
         elif running and key in queue:
             state = "waiting" if current_found else "running"
             current_found = True

@@ -1,0 +1,131 @@
+"""The sweep's driver: plan, connect, submit one Ray task per unfinished pair, merge each protocol's
+run directory as steps finish, print a line per finished pair and a bar, and report failed pairs.
+
+The driver is the only writer of DIR/<protocol>/ (it holds DIR/.pairs/.lock), so `iufbench status`
+reads whole files while the sweep runs. A driver that dies takes its tasks with it (Ray ends a
+job's tasks with its driver); `--resume` plans again, skips finished pairs and resubmits the others,
+which continue from their last checkpoints.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+from iufbench.errors import ConfigError
+from iufbench.records import RunDir
+from iufbench.sweep.cluster import check_resources, connect, worker_env
+from iufbench.sweep.merge import base_record, merge
+from iufbench.sweep.plan import PAIRS, Pair, SweepOptions, SweepPlan, lay_out, plan_sweep
+
+
+@dataclass
+class SweepResult:
+    run_dirs: list[RunDir]  # DIR/<protocol>/, in the order the protocols were given
+    failed: dict[str, str]  # "<protocol> <method>/seed<k>" -> its error
+
+
+def sweep(opts: SweepOptions) -> SweepResult:
+    """Run every (protocol, method, seed) pair of `opts` as a Ray task; bad input fails before Ray starts."""
+    plan = plan_sweep(opts)
+    offline = all(p.protocol.backbone.weights != "hub" for p in plan.protocols)
+    started_here = connect(opts.ray_address)
+    try:
+        check_resources(opts.cpus_per_job, opts.gpus_per_job)
+        with _only_driver(opts.out_dir):
+            return _drive(plan, offline)
+    finally:
+        if started_here:
+            import ray  # noqa: PLC0415
+
+            ray.shutdown()
+
+
+@contextmanager
+def _only_driver(out_dir: Path) -> Iterator[None]:
+    """Two drivers merging into one DIR would overwrite each other's records: the second is refused."""
+    folder = out_dir / PAIRS
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another sweep is writing {out_dir}; wait for it, or use another --out") from None
+        yield
+
+
+def _drive(plan: SweepPlan, offline: bool) -> SweepResult:
+    import ray  # noqa: PLC0415
+    from ray.exceptions import RayError  # noqa: PLC0415
+
+    from iufbench.sweep.task import run_pair  # noqa: PLC0415  (imports ray)
+
+    opts = plan.options
+    lay_out(plan)
+    bases = {p.name: base_record(plan, p) for p in plan.protocols}
+    started = time.time()
+    todo = [pair for pair in plan.pairs if not pair.finished()]
+    task = run_pair.options(num_cpus=opts.cpus_per_job, num_gpus=opts.gpus_per_job, max_retries=opts.max_retries,
+                            runtime_env=worker_env(opts.cpus_per_job, offline))
+    refs = {task.remote(pair.plan.protocol, plan.run_options(pair), opts.cpus_per_job): pair for pair in todo}
+    failed: dict[str, tuple[Pair, str]] = {}  # pair label -> (pair, error)
+    n_done = len(plan.pairs) - len(todo)
+    bar = tqdm(total=len(plan.pairs), initial=n_done, unit="pair", desc="sweep", disable=not opts.progress)
+    if n_done:
+        bar.write(f"resuming: {n_done} of {len(plan.pairs)} pairs already finished")
+
+    def merge_all(final: bool) -> None:
+        for p in plan.protocols:
+            running = {pair.key for pair in refs.values() if pair.plan is p and _started_since(pair, started)}
+            merge(p, bases[p.name], running, {q.key: e for q, e in failed.values() if q.plan is p}, final)
+
+    merge_all(final=False)  # the records exist from the start: `iufbench status` works at once
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=opts.poll_seconds)
+            for ref in ready:
+                pair = refs.pop(ref)
+                try:
+                    error = ray.get(ref)
+                except RayError as exc:  # the worker died on every attempt, or the task was cancelled
+                    error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                if error is not None:
+                    failed[pair.label] = (pair, error)
+                n_done += 1
+                bar.update()
+                bar.write(_line(pair, error, n_done, len(plan.pairs)))
+            merge_all(final=False)
+    finally:  # also on Ctrl-C: the records say how far the sweep got ("interrupted")
+        bar.close()
+        merge_all(final=True)
+    return SweepResult([p.run_dir for p in plan.protocols], {label: e for label, (_, e) in failed.items()})
+
+
+def _started_since(pair: Pair, since: float) -> bool:
+    """The pair's task has begun in this sweep (its worker wrote worker.json), not merely been queued."""
+    path = pair.dir.path / "worker.json"
+    return path.is_file() and path.stat().st_mtime >= since
+
+
+def _line(pair: Pair, error: str | None, n: int, total: int) -> str:
+    """One line per finished pair: how long its steps took, where, and how many attempts."""
+    if error is not None:
+        return f"[{n}/{total}] {pair.label} FAILED: {error}"
+    record = pair.dir.read_record()
+    seconds = sum(s["train_seconds"] + s["eval_seconds"] for s in record["steps"].get(pair.key, {}).values())
+    worker = json.loads((pair.dir.path / "worker.json").read_text())
+    retried = f", {worker['attempts']} attempts" if worker["attempts"] > 1 else ""
+    return (f"[{n}/{total}] {pair.label} done: {len(record['steps'].get(pair.key, {}))} steps in "
+            f"{dt.timedelta(seconds=round(seconds))} on {worker['host']}{retried}")
+
+
+def format_failures(result: SweepResult) -> str:
+    return f"{len(result.failed)} pair(s) failed: " + "; ".join(f"{k}: {e}" for k, e in result.failed.items())
+

@@ -2,6 +2,7 @@
 # Set up .venv for iufbench (idempotent; ~2 min the first time, seconds after).
 # torch/torchvision are pinned to the wheels these machines carry; keep the venv's own pip
 # (a newer pip resolves avalanche-lib's qpsolvers extra and pulls in jax).
+# ray (iufbench sweep) comes in as a dependency of the package, so the tests run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--tolerance", type=float, default=0.5, help="allowed drop in points (x100), default 0.5")
     check.add_argument("--update", action="store_true", help="(re)write the reference from this run")
 
-    lst = sub.add_parser("list", help="list protocols, methods or datasets")
-    lst.add_argument("what", choices=["protocols", "methods", "datasets"])
+    lst = sub.add_parser("list", help="list protocols, methods, method sets, suites or datasets")
+    lst.add_argument("what", choices=["protocols", "methods", "sets", "suites", "datasets"])
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -308,6 +308,15 @@ def cmd_list(args: argparse.Namespace) -> None:
         from iufbench.methods import METHODS  # noqa: PLC0415
 
         rows = [(n, METHODS.help(n)) for n in METHODS.names()]
+    elif args.what == "sets":
+        from iufbench.method_sets import method_sets  # noqa: PLC0415
+
+        rows = [(n, ", ".join(members)) for n, members in method_sets().items()]
+    elif args.what == "suites":
+        from iufbench.resources import builtin_names  # noqa: PLC0415
+        from iufbench.sweep.suite import load_suite  # noqa: PLC0415
+
+        rows = [(n, load_suite(n).description) for n in builtin_names("suites")]
     else:
         from iufbench.data import DATASETS  # noqa: PLC0415
 

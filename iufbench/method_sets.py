@@ -31,11 +31,13 @@ def expand_methods(names: list[str]) -> list[str]:
             members = METHODS.names()
         elif name in sets:
             members = sets[name]
-        elif name in METHODS:
-            members = [name]
         else:
-            raise ConfigError(f"unknown method or method set '{name}'. Sets: {', '.join(sorted(sets))}, all; "
-                              f"methods: {', '.join(METHODS.names())}")
+            try:
+                METHODS.get(name)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc}; or a method set: {', '.join(sorted(sets))}, all "
+                                  f"(methods/{SETS_FILE})") from None
+            members = [name]
         for member in members:
             METHODS.get(member)  # a set naming a method that does not exist fails here, with the valid list
         out.extend(members)

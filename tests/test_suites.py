@@ -27,7 +27,7 @@ def test_sets_expand_for_run_and_sweep_and_every_member_is_registered() -> None:
         assert expand_methods(members) == members
     assert expand_methods(["ablation", "padim"]) == ["iuf_no_oasa", "iuf_no_scl", "iuf_no_us", "iuf", "padim"]
     assert expand_methods(["all"]) == METHODS.names()
-    with pytest.raises(ConfigError, match="unknown method or method set 'papr'"):
+    with pytest.raises(ConfigError, match="unknown method 'papr'.*or a method set: ablation, paper"):
         expand_methods(["papr"])
 
 
@@ -56,3 +56,11 @@ def test_a_malformed_suite_fails_by_name(tmp_path: Path, text: str, message: str
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_suite(str(path))
+
+
+def test_list_shows_sets_and_suites(capsys: pytest.CaptureFixture) -> None:
+    from iufbench.cli import main
+
+    assert main(["list", "sets"]) == 0 and main(["list", "suites"]) == 0
+    out = capsys.readouterr().out
+    assert "paper     padim, patchcore, draem" in out and "paper_table2  The paper's Table 2" in out

@@ -166,9 +166,9 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("argv, message", [
     (["--protocols", "nope", "--methods", "patchcore"], "unknown protocol 'nope'"),
-    (["--protocols", "TINY", "--methods", "uniadd"], "unknown method or method set 'uniadd'"),
+    (["--protocols", "TINY", "--methods", "uniadd"], "unknown method 'uniadd'. Did you mean 'uniad'?"),
     (["--suite", "paper_table9"], "unknown suite 'paper_table9'"),
-    (["--protocols", "TINY", "--methods", "paperz"], "unknown method or method set 'paperz'. Sets: ablation, paper"),
+    (["--protocols", "TINY", "--methods", "paperz"], "or a method set: ablation, paper, trained, all"),
     (["--protocols", "TINY", "--methods", "patchcore", "--gpus-per-job", "0.25"],
      "--gpus-per-job 0.25 asks for GPUs, but the Ray cluster has none"),
     (["--protocols", "TINY", "--methods", "patchcore", "--ray-address", "127.0.0.1:PORT"],

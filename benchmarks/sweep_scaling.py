@@ -1,0 +1,111 @@
+"""`iufbench sweep` against `iufbench run`, and what the persistent feature cache saves; each arm is
+one CLI command timed from outside (wall clock), run back to back in this order.
+
+    .venv/bin/python benchmarks/sweep_scaling.py parallel [--methods uniad,iuf,uniad_ewc,joint] [--seeds 0,1] [--epochs N]
+        `run` with 2 torch threads, then `sweep` with 2 one-thread jobs (--cpus-per-job 1), same
+        protocol (demo), methods and seeds; the feature cache is warmed first so both arms read
+        features from it and the arms differ only in how training is spread over the cores
+    .venv/bin/python benchmarks/sweep_scaling.py cache --data-root ../shared/data/deeppcb [--methods padim,patchcore,uniad]
+        deeppcb_6_1, one `run` per method: with an empty cache (each run extracts, as before the
+        cache existed) and with a shared one (the first run extracts, the others read); prints the
+        feature seconds each run recorded and the total saved
+    .venv/bin/python benchmarks/sweep_scaling.py gpu [--methods uniad] [--seeds 0,1,2,3]
+        on one GPU: the demo pairs as a sweep with --gpus-per-job 0.25 (four pairs share the GPU)
+        against --gpus-per-job 1 (one at a time); prints the throughput ratio
+
+Every arm writes under a fresh temporary folder (its own IUFBENCH_CACHE where the arm needs one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "iufbench.cli"]
+
+
+def timed(argv: list[str], threads: int, cache: Path) -> float:
+    """Wall seconds of one CLI command (its output discarded unless it fails)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
+           "TQDM_DISABLE": "1", "IUFBENCH_CACHE": str(cache)}
+    t0 = time.perf_counter()
+    done = subprocess.run(CLI + argv, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return seconds
+
+
+def parallel(args: argparse.Namespace, tmp: Path) -> None:
+    common = ["--methods", args.methods, "--seeds", args.seeds] + (["--epochs", str(args.epochs)] if args.epochs else [])
+    cache = tmp / "cache"
+    warm = timed(["run", "--protocol", "demo", "--methods", "patchcore", "--out", str(tmp), "--run-id", "warm"], 2, cache)
+    run_s = timed(["run", "--protocol", "demo", *common, "--out", str(tmp), "--run-id", "run", "--no-progress"], 2, cache)
+    sweep_s = timed(["sweep", "--protocols", "demo", *common, "--out", str(tmp / "sweep"), "--cpus-per-job", "1",
+                     "--no-progress"], 1, cache)
+    pairs = len(args.methods.split(",")) * len(args.seeds.split(","))
+    print(f"demo, {args.methods}, seeds {args.seeds}: {pairs} pairs (cache warm-up {warm:.0f} s, not counted)")
+    print(f"run, 2 threads:             {run_s:8.1f} s")
+    print(f"sweep, 2 jobs x 1 thread:   {sweep_s:8.1f} s")
+    print(f"sweep speed-up:             {run_s / sweep_s:8.2f}x")
+
+
+def cache(args: argparse.Namespace, tmp: Path) -> None:
+    methods = args.methods.split(",")
+    rows = []
+    for arm in ("empty cache per run", "one shared cache"):
+        for i, method in enumerate(methods):
+            folder = tmp / arm.replace(" ", "_")
+            store = folder / (f"cache{i}" if arm.startswith("empty") else "cache")
+            argv = ["run", "--protocol", "deeppcb_6_1", "--data-root", args.data_root, "--methods", method,
+                    "--out", str(folder), "--run-id", method, "--no-progress"]
+            if args.epochs:
+                argv += ["--epochs", str(args.epochs)]
+            wall = timed(argv, args.threads, store)
+            features = json.loads((folder / method / "record.json").read_text())["features"]
+            rows.append((arm, method, wall, features["seconds"], len(features["extracted"])))
+    print(f"{'arm':<22} {'method':<12} {'wall s':>8} {'features s':>11} {'extracted':>10}")
+    for arm, method, wall, seconds, n in rows:
+        print(f"{arm:<22} {method:<12} {wall:8.1f} {seconds:11.1f} {n:10d}")
+    totals = {arm: sum(r[3] for r in rows if r[0] == arm) for arm in ("empty cache per run", "one shared cache")}
+    print(f"feature seconds, {len(methods)} runs: {totals['empty cache per run']:.1f} without sharing, "
+          f"{totals['one shared cache']:.1f} with the shared cache "
+          f"(saved {totals['empty cache per run'] - totals['one shared cache']:.1f} s)")
+
+
+def gpu(args: argparse.Namespace, tmp: Path) -> None:
+    common = ["--protocols", "demo", "--methods", args.methods, "--seeds", args.seeds, "--no-progress"]
+    cache_dir = tmp / "cache"
+    timed(["run", "--protocol", "demo", "--methods", "patchcore", "--device", "cuda", "--out", str(tmp),
+           "--run-id", "warm"], 1, cache_dir)  # features extracted on CUDA once, outside both arms
+    shared = timed(["sweep", *common, "--gpus-per-job", "0.25", "--out", str(tmp / "quarter")], 1, cache_dir)
+    whole = timed(["sweep", *common, "--gpus-per-job", "1", "--out", str(tmp / "whole")], 1, cache_dir)
+    print(f"--gpus-per-job 1:    {whole:8.1f} s")
+    print(f"--gpus-per-job 0.25: {shared:8.1f} s")
+    print(f"throughput ratio (0.25 vs 1): {whole / shared:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["parallel", "cache", "gpu"])
+    parser.add_argument("--methods")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--epochs", type=int, help="epochs per task (default: the fast schedule)")
+    parser.add_argument("--data-root", default="../shared/data/deeppcb", help="DeepPCB root (part cache)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (part cache)")
+    args = parser.parse_args()
+    args.methods = args.methods or {"parallel": "uniad,iuf,uniad_ewc,joint", "cache": "padim,patchcore,uniad",
+                                    "gpu": "uniad"}[args.part]
+    if args.part == "gpu" and args.seeds == "0,1":
+        args.seeds = "0,1,2,3"
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
+        {"parallel": parallel, "cache": cache, "gpu": gpu}[args.part](args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue --run-id from its last finished step (starts it if it does not exist yet)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
     run.add_argument("--flip-auroc", action="store_true", help="reference-code quirk: report 1-AUROC when below 0.5")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars on a terminal, no per-step lines in a redirected log")
+    run.add_argument("--tensorboard", action="store_true",
+                     help="also write the training curves as TensorBoard event files (needs iufbench[tensorboard])")
 
     bench = sub.add_parser("bench", help="measure training, inference and feature-extraction speed and memory")
     bench.add_argument("--methods", default="uniad,iuf", type=_csv, help="comma-separated method names, or 'all'")
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="curves, heatmaps and the qualitative grid (PNG and PDF)")
     plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     plot.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    plot.add_argument("--methods", help="comma-separated: only these methods of the runs (default: all)")
 
     status = sub.add_parser("status", help="progress of runs (finished steps, time, estimate left) from record.json")
     status.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -139,8 +143,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             overrides.append(f"{key}={value}")
     opts = engine.RunOptions(
         methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
-        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
-        keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
+        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress,
+        tensorboard=args.tensorboard, keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
         compile=args.compile,
     )
     run_dir = engine.run(protocol, opts)
@@ -182,7 +186,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
     from iufbench.report.plots import plot_all  # noqa: PLC0415
     from iufbench.report.runs import load_runs  # noqa: PLC0415
 
-    paths = plot_all(load_runs(args.runs), args.out)
+    methods = _csv(args.methods) if args.methods else None
+    paths = plot_all(load_runs(args.runs, methods), args.out)
     print(f"wrote {len(paths)} files to {args.out}")
 
 

@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, help="calls per timed repeat (default: 1 CPU, 20 CUDA)")
     bench.add_argument("--out", type=Path, help="JSON report path (default: results/bench/<device>-<time>.json)")
 
-    rep = sub.add_parser("report", help="the paper's tables (LaTeX, Markdown, CSV) from run directories")
+    rep = sub.add_parser("report", help="the paper's tables (LaTeX, Markdown, CSV), or one HTML page with tables, "
+                                        "figures and run facts, from run directories")
     rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
-    rep.add_argument("--format", default="md", choices=["latex", "md", "csv"])
+    rep.add_argument("--format", default="md", choices=["latex", "md", "csv", "html"],
+                     help="html: one self-contained page (both tables, every figure, run facts); needs --out")
     rep.add_argument("--layout", default="table1", choices=["table1", "table2"],
                      help="table1: methods x protocols; table2: the IUF ablations")
     rep.add_argument("--definition", default="paper", choices=["paper", "standard"],
@@ -178,6 +180,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     from iufbench.report.tables import report, write  # noqa: PLC0415
 
     methods = _csv(args.methods) if args.methods else None
+    if args.format == "html":
+        from iufbench.report.html import write_html  # noqa: PLC0415
+
+        if args.out is None:
+            raise ConfigError("--format html writes one file with its figures inside; pass --out report.html")
+        write_html(load_runs(args.runs, methods), args.out, args.definition, args.with_paper, args.with_memory)
+        print(f"wrote {args.out}")
+        return
     write(report(load_runs(args.runs, methods), args.layout, args.format, args.definition, args.with_paper,
                  args.with_memory), args.out)
 

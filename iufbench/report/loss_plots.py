@@ -33,7 +33,8 @@ def _epoch_axis(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
 def losses_figure(run: Run, styles: dict[str, Style]) -> plt.Figure | None:
     """None when nothing in the run trained by epochs (memory banks only, or a run older than losses.csv)."""
     df = run.losses
-    methods = [m for m in run.methods if (df["method"] == m).any()]
+    order = list(dict.fromkeys(styles[m].family for m in run.methods))  # panels grouped by family
+    methods = sorted((m for m in run.methods if (df["method"] == m).any()), key=lambda m: order.index(styles[m].family))
     if not methods:
         return None
     terms = [c for c in df.columns if c not in LOSS_COLUMNS]
@@ -59,9 +60,8 @@ def losses_figure(run: Run, styles: dict[str, Style]) -> plt.Figure | None:
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        style = styles.get(method)
-        ax.set_title(f"{method} ({style.family})" if style else method, fontsize=9,
-                     color=style.color if style else "black")
+        style = styles[method]
+        ax.set_title(f"{method} ({style.family})", fontsize=9, color=style.color)
         ax.set_xlabel("epoch (all steps in order)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

@@ -99,6 +99,14 @@ def paper_numbers(layout: str) -> pd.DataFrame:
                          "n": 0, "source": "paper"})
 
 
+def with_paper_rows(agg: pd.DataFrame, layout: str, definition: str) -> pd.DataFrame:
+    """`agg` plus the paper's numbers of the same protocols, as rows labelled "reported in paper"."""
+    if definition != "paper":
+        raise ConfigError("the paper reports only its own ACC/FM definition; use --definition paper with --with-paper")
+    paper = paper_numbers(layout)
+    return pd.concat([agg, paper[paper["protocol"].isin(agg["protocol"])]], ignore_index=True)
+
+
 def _number(mean: float, std: float, pm: str) -> str:
     if np.isnan(mean):
         return "n/a"
@@ -117,9 +125,10 @@ def _best(agg: pd.DataFrame) -> set[tuple[str, str, str, str]]:
 
 def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame | None = None) -> pd.DataFrame:
     """Cells as strings, rows = methods (run rows first, then paper rows), columns = (protocol, stat),
-    plus (protocol, "STATE MiB") when `memory` (from `run_memory`) is given."""
-    bold = {"latex": lambda t: rf"\textbf{{{t}}}", "md": lambda t: f"**{t}**"}[fmt]
-    pm = {"latex": r" $\pm$ ", "md": " ± "}[fmt]
+    plus (protocol, "STATE MiB") when `memory` (from `run_memory`) is given. `fmt` latex, md or html
+    sets how bold and ± are written (html cells hold numbers and <b> only)."""
+    bold = {"latex": lambda t: rf"\textbf{{{t}}}", "md": lambda t: f"**{t}**", "html": lambda t: f"<b>{t}</b>"}[fmt]
+    pm = {"latex": r" $\pm$ ", "md": " ± ", "html": " ± "}[fmt]
     if layout == "table2":
         agg = agg[agg["method"].isin(ABLATIONS)]
         if agg.empty:
@@ -134,7 +143,7 @@ def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame |
             label = method + (" †" if group["old_data"].any() else "")
         cells = rows.setdefault(label, {})
         if layout == "table2":
-            marks = {"latex": (r"\checkmark", "--"), "md": ("✓", "✗")}[fmt]
+            marks = {"latex": (r"\checkmark", "--"), "md": ("✓", "✗"), "html": ("✓", "✗")}[fmt]
             for name, on in zip(("OASA", "SCL", "US"), ABLATIONS[method]):
                 cells[("", name)] = marks[0] if on else marks[1]
         for (protocol, stat), part in group.groupby(["protocol", "stat"]):
@@ -189,11 +198,7 @@ def report(runs: list[Run], layout: str = "table1", fmt: str = "latex", definiti
         raise ConfigError(f"layout must be one of {LAYOUTS} and format one of {FORMATS}")
     agg = aggregate(run_scores(runs, definition))
     if with_paper:
-        if definition != "paper":
-            raise ConfigError("the paper reports only its own ACC/FM definition; use --definition paper "
-                              "with --with-paper")
-        paper = paper_numbers(layout)
-        agg = pd.concat([agg, paper[paper["protocol"].isin(agg["protocol"])]], ignore_index=True)
+        agg = with_paper_rows(agg, layout, definition)
     memory = run_memory(runs) if with_memory else None
     if fmt == "csv":
         out = agg.rename(columns={"old_data": "uses_old_data"}).assign(definition=definition)

@@ -54,15 +54,17 @@ class RunProgress:
         self.bar = (tqdm(total=self.total, initial=steps_done, desc="run", unit="step", dynamic_ncols=True,
                          bar_format="{desc} {n_fmt}/{total_fmt} steps |{bar}| [{elapsed}<{remaining}]{postfix}")
                     if mode == "bars" else None)
+        if mode == "lines":
+            self._line(f"{len(pairs)} method/seed pair(s) of {steps_per_pair} steps each: {self.total} steps, "
+                       f"{steps_done} done before")
 
     def start_pair(self, method: str, seed: int, first_step: int) -> None:
         self.current = f"{method} seed {seed}"
         self.pair_seconds = 0.0
-        self._postfix(f"step {first_step + 1}/{self.steps_per_pair}")
+        self._postfix(self._step(first_step))
 
     def epoch(self, step: int, epoch: int, epochs: int, losses: dict[str, float]) -> None:
-        self._postfix(f"step {step + 1}/{self.steps_per_pair} epoch {epoch + 1}/{epochs} "
-                      f"loss {losses['loss']:.4g}")
+        self._postfix(f"{self._step(step)} epoch {epoch + 1}/{epochs} loss {losses['loss']:.4g}")
 
     def step_done(self, step: int, objects: tuple[str, ...], train_seconds: float, eval_seconds: float,
                   rows: list[dict[str, Any]]) -> None:
@@ -74,13 +76,14 @@ class RunProgress:
             self.bar.update(1)
         elif self.mode == "lines":
             seen = len({r["object"] for r in rows})
-            self._line(f"{self.current} step {step + 1}/{self.steps_per_pair} ({', '.join(objects)}): "
+            self._line(f"{self.current} {self._step(step)} done ({', '.join(objects)}): "
                        f"{seconds:.1f} s (train {train_seconds:.1f}, eval {eval_seconds:.1f}), image AUROC "
                        f"{seen_mean(rows):.1f} (mean of {seen} seen objects); run {self.done}/{self.total} "
                        f"steps, {self._left()}")
 
     def pair_done(self, rows: list[dict[str, Any]]) -> None:
         self.pairs_done += 1
+        self._postfix("done")
         if self.mode == "lines":
             last = [r for r in rows if r["step"] == self.steps_per_pair - 1]
             self._line(f"{self.current} finished in {_duration(self.pair_seconds)}: final image AUROC "
@@ -89,6 +92,10 @@ class RunProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def _step(self, step: int) -> str:
+        """0-based like matrix.csv and losses.csv, with the count a reader wants."""
+        return f"step {step} (task {step + 1}/{self.steps_per_pair})"
 
     def _left(self) -> str:
         if not self.seconds:

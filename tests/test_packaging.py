@@ -20,10 +20,12 @@ def test_wheel_ships_protocols_and_method_configs(tmp_path: Path) -> None:
             "p = load_protocol('mvtec_14_1', data_root='/x');"
             "print(iufbench.__file__); print(','.join(r.builtin_names('protocols')));"
             "print(resolve_method_config('joint', p, 'paper')['train']['epochs']);"
-            "from iufbench.report.tables import paper_numbers; print(len(paper_numbers('table1')))")
+            "from iufbench.report.tables import paper_numbers; print(len(paper_numbers('table1')));"
+            "import jinja2; print(jinja2.PackageLoader('iufbench.report', 'templates').list_templates())")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          check=True, capture_output=True, text=True).stdout.splitlines()
     assert out[0].startswith(str(site))  # the unpacked wheel, not the checkout
     assert {"demo", "mvtec_14_1", "visa_8_1", "deeppcb_6_1"} <= set(out[1].split(","))
     assert out[2] == "[1601, 2899]"
     assert out[3] == "336"  # results/paper/table1.csv shipped as iufbench/builtin/paper
+    assert out[4] == "['report.html.j2']"  # the HTML report's template ships as package data

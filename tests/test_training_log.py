@@ -20,7 +20,7 @@ from iufbench.protocols import load_protocol
 from iufbench.run_progress import choose_mode
 
 EPOCHS = ["train.epochs=2"]
-STEP_LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+) seed (\d+) step (\d+)/(\d+) \(")
+STEP_LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+) seed (\d+) step (\d+) \(task \d+/(\d+)\) done \(")
 
 
 def _opts(out: Path, methods: list[str], **kw) -> RunOptions:
@@ -81,7 +81,7 @@ def test_redirected_run_logs_one_line_per_finished_step_and_pair(tmp_path: Path,
     assert main(argv("log")) == 0
     out = capsys.readouterr().out.splitlines()
     steps = [STEP_LINE.match(line).groups() for line in out if STEP_LINE.match(line)]
-    assert steps == [(m, str(s), str(t), "2") for m in ("uniad", "padim") for s in (0, 1) for t in (1, 2)]
+    assert steps == [(m, str(s), str(t), "2") for m in ("uniad", "padim") for s in (0, 1) for t in (0, 1)]
     assert sum("finished in" in line for line in out) == 4  # one per (method, seed)
     assert all("image AUROC" in line and "left" in line for line in out if STEP_LINE.match(line))
     assert main(argv("quiet", "--no-progress")) == 0

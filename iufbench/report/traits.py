@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_FAMILY = "other methods"  # the same default as config.method_family
+from iufbench.config import DEFAULT_FAMILY, method_family
+from iufbench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,7 @@ class Traits:
 
 def _installed(method: str) -> Traits:
     """Old records only: ask the code this suite ships."""
-    from iufbench.config import method_family  # noqa: PLC0415
-    from iufbench.errors import ConfigError  # noqa: PLC0415
-    from iufbench.methods import METHODS  # noqa: PLC0415
+    from iufbench.methods import METHODS  # noqa: PLC0415  (torch and every method: only when needed)
 
     if method not in METHODS:
         return Traits()

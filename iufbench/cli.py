@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue --run-id from its last finished step (starts it if it does not exist yet)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
     run.add_argument("--flip-auroc", action="store_true", help="reference-code quirk: report 1-AUROC when below 0.5")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars on a terminal, no per-step lines in a redirected log")
+    run.add_argument("--tensorboard", action="store_true",
+                     help="also write the training curves as TensorBoard event files (needs iufbench[tensorboard])")
 
     sw = sub.add_parser("sweep", help="protocols x methods x seeds as Ray tasks (local or a cluster), one run "
                                       "directory per protocol")
@@ -110,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, help="calls per timed repeat (default: 1 CPU, 20 CUDA)")
     bench.add_argument("--out", type=Path, help="JSON report path (default: results/bench/<device>-<time>.json)")
 
-    rep = sub.add_parser("report", help="the paper's tables (LaTeX, Markdown, CSV) from run directories")
+    rep = sub.add_parser("report", help="the paper's tables (LaTeX, Markdown, CSV), or one HTML page with tables, "
+                                        "figures and run facts, from run directories")
     rep.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
-    rep.add_argument("--format", default="md", choices=["latex", "md", "csv"])
+    rep.add_argument("--format", default="md", choices=["latex", "md", "csv", "html"],
+                     help="html: one self-contained page (both tables, every figure, run facts); needs --out")
     rep.add_argument("--layout", default="table1", choices=["table1", "table2"],
                      help="table1: methods x protocols; table2: the IUF ablations")
     rep.add_argument("--definition", default="paper", choices=["paper", "standard"],
@@ -126,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="curves, heatmaps and the qualitative grid (PNG and PDF)")
     plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     plot.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    plot.add_argument("--methods", help="comma-separated: only these methods of the runs (default: all)")
 
     status = sub.add_parser("status", help="progress of runs (finished steps, time, estimate left) from record.json")
     status.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -171,8 +177,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     overrides = _overrides(args)
     opts = engine.RunOptions(
         methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
-        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
-        keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
+        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress,
+        tensorboard=args.tensorboard, keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
         compile=args.compile,
     )
     run_dir = engine.run(protocol, opts)
@@ -266,6 +272,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     from iufbench.report.tables import report, write  # noqa: PLC0415
 
     methods = _csv(args.methods) if args.methods else None
+    if args.format == "html":
+        from iufbench.report.html import write_html  # noqa: PLC0415
+
+        if args.out is None:
+            raise ConfigError("--format html writes one file with its figures inside; pass --out report.html")
+        write_html(load_runs(args.runs, methods), args.out, args.definition, args.with_paper, args.with_memory)
+        print(f"wrote {args.out}")
+        return
     write(report(load_runs(args.runs, methods), args.layout, args.format, args.definition, args.with_paper,
                  args.with_memory), args.out)
 
@@ -274,7 +288,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
     from iufbench.report.plots import plot_all  # noqa: PLC0415
     from iufbench.report.runs import load_runs  # noqa: PLC0415
 
-    paths = plot_all(load_runs(args.runs), args.out)
+    methods = _csv(args.methods) if args.methods else None
+    paths = plot_all(load_runs(args.runs, methods), args.out)
     print(f"wrote {len(paths)} files to {args.out}")
 
 

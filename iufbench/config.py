@@ -3,7 +3,9 @@
 `methods/<name>.yaml` holds a method's hyper-parameters and its schedules (`fast`, the CPU-sized
 default, and `paper`, whose epochs and batch sizes come from the protocol's `paper_schedule`,
 i.e. the reference configs). After resolution `train.epochs` and `train.batch_size` are lists
-with one value per task, so a method reads `train["epochs"][step]`.
+with one value per task, so a method reads `train["epochs"][step]`. The YAML's top-level `family`
+(the group figures colour a method by) is a label, not a hyper-parameter: it is read by
+`method_family` and left out of the resolved config.
 """
 from __future__ import annotations
 
@@ -36,6 +38,15 @@ def load_method_yaml(name: str) -> dict[str, Any]:
     raw = load_yaml(path.read_text()) or {}
     parent = raw.pop("extends", None)
     return deep_merge(load_method_yaml(parent), raw) if parent else raw
+
+
+DEFAULT_FAMILY = "other methods"
+
+
+def method_family(name: str) -> str:
+    """The `family:` of a method's YAML (inherited through `extends:`); a method without one, e.g.
+    a new one, still gets a group of its own in figures."""
+    return str(load_method_yaml(name).get("family") or DEFAULT_FAMILY)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -97,6 +108,7 @@ def resolve_method_config(method: str, protocol: Protocol, schedule: str = "fast
                           overrides: list[str] | None = None) -> dict[str, Any]:
     """The full configuration a method runs with; recorded verbatim in record.json."""
     raw = load_method_yaml(method)
+    raw.pop("family", None)  # a figure label, not a setting: not part of the config (nor its hash)
     schedules = raw.pop("schedules", {})
     if schedule not in schedules:
         raise ConfigError(f"method '{method}' has no schedule '{schedule}'; valid: {', '.join(sorted(schedules))}")

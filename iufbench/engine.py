@@ -6,6 +6,7 @@ task's objects, unless the method class is registered as seeing old data (joint,
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -17,13 +18,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from iufbench.config import overrides_for, resolve_method_config
+from iufbench.config import method_family, overrides_for, resolve_method_config
 from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
@@ -34,6 +35,8 @@ from iufbench.metrics import object_metrics
 from iufbench.protocols import Protocol, resolve_objects
 from iufbench.records import RunDir, git_sha, host, pair_key, versions
 from iufbench.report.summary import summarise_matrix
+from iufbench.run_progress import RunProgress, choose_mode, seen_mean
+from iufbench.training_log import LossLog, require_tensorboard
 
 
 @dataclass
@@ -48,7 +51,8 @@ class RunOptions:
     out_dir: Path = Path("results")
     run_id: str | None = None
     resume: bool = False
-    progress: bool = True
+    progress: bool = True  # bars on a terminal, one line per step otherwise (run_progress)
+    tensorboard: bool = False  # also write TensorBoard event files of the training curves
     precision: str = "auto"  # fp32 or bf16; auto = bf16 autocast on CUDA, fp32 on the CPU
     compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
     eval_batch_size: int | None = None  # None: 32 on the CPU, 256 on CUDA
@@ -132,13 +136,24 @@ def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, A
     if unused:
         raise ConfigError(f"override(s) {', '.join(unused)} match no config section of "
                           f"{', '.join(opts.methods)}; see methods/<name>.yaml for the keys")
+    if opts.tensorboard:
+        require_tensorboard()
     device = pick_device(opts.device)
     return configs, device, pick_precision(opts.precision, device)
+
+
+def method_traits(name: str) -> dict[str, Any]:
+    """What the report needs to know about a method without importing it (record.json `traits`)."""
+    cls = METHODS.get(name)
+    return {"family": method_family(name), "sees_old_data": cls.sees_old_data, "keeps_old_data": cls.keeps_old_data,
+            "pixel_output": cls.pixel_output, "inputs": cls.inputs}
 
 
 def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     """Run every method x seed on the protocol; returns the run directory."""
     configs, device, precision = prepare(protocol, opts)
+    mode = choose_mode(opts.progress)
+    opts = dataclasses.replace(opts, progress=mode == "bars")  # the inner bars (features, epochs) on a terminal only
     objects = resolve_objects(protocol)
     run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_dir = RunDir(opts.out_dir / run_id)
@@ -177,13 +192,18 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             "steps": {},
         }
     record["queue"] = [pair_key(m, s) for m in opts.methods for s in opts.seeds]  # this invocation, in order
+    record["traits"] = {**record.get("traits", {}), **{m: method_traits(m) for m in opts.methods}}
     run_dir.write_record(record)
+    view = RunProgress(mode, record["queue"], len(protocol.tasks),
+                       sum(len(record["steps"].get(k, {})) for k in record["queue"]))
+    losses = LossLog(run_dir, opts.tensorboard)
 
     try:
         with _sigterm_as_interrupt():
             for method in opts.methods:
                 for seed in opts.seeds:
-                    _run_one(method, seed, configs[method], protocol, bank, device, precision, opts, run_dir, record)
+                    _run_one(method, seed, configs[method], protocol, bank, device, precision, opts, run_dir, record,
+                             view, losses)
     except (Exception, KeyboardInterrupt) as exc:  # any crash (CUDA OOM too) must not stay "running"
         if isinstance(exc, KeyboardInterrupt):
             record["status"] = "interrupted"
@@ -193,6 +213,9 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             record["status"] = f"failed: {type(exc).__name__}: {exc}"
         run_dir.write_record(record)
         raise
+    finally:
+        view.close()
+        losses.close()
     run_dir.write_summary(summarise_matrix(run_dir.read_matrix(), protocol.learned_at()))
     record["status"] = "complete"
     run_dir.write_record(record)
@@ -218,10 +241,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _context(method_cls: type[Method], feature_shape: tuple[int, int, int], protocol: Protocol,
-             device: torch.device, seed: int, precision: str, opts: RunOptions) -> MethodContext:
+             device: torch.device, seed: int, precision: str, opts: RunOptions,
+             on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None) -> MethodContext:
     channels, h, w = method_cls.input_shape(feature_shape, protocol.image_size)
     return MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
-                         seed=seed, progress=opts.progress, precision=precision, compile=opts.compile)
+                         seed=seed, progress=opts.progress, precision=precision, compile=opts.compile,
+                         on_epoch=on_epoch)
 
 
 def _build_each_method_once(configs: dict[str, dict[str, Any]], feature_shape: tuple[int, int, int],
@@ -239,19 +264,30 @@ def _build_each_method_once(configs: dict[str, dict[str, Any]], feature_shape: t
 
 
 def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
-             device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any]) -> None:
+             device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any],
+             view: RunProgress, losses: LossLog) -> None:
     method_cls = METHODS.get(method_name)
     kind = method_cls.inputs
     seed_everything(seed)
-    method = method_cls(config, _context(method_cls, bank.feature_shape, protocol, device, seed, precision, opts))
+
+    def on_epoch(step: int, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        losses.epoch(step, epoch, epochs, values)
+        view.epoch(step, epoch, epochs, values)
+
+    method = method_cls(config, _context(method_cls, bank.feature_shape, protocol, device, seed, precision, opts,
+                                         on_epoch))
     rows: list[dict[str, Any]] = []
+    loss_rows: list[dict[str, Any]] = []
     first_step = 0
     done = run_dir.last_checkpoint(method_name, seed) if opts.resume else None
     if done is not None:
         last, payload = done
         method.load_state_dict(payload["state"])
         rows = payload["rows"]
+        loss_rows = payload.get("losses", [])  # checkpoints older than losses.csv have none
         first_step = last + 1
+    losses.start_pair(method_name, seed, loss_rows)
+    view.start_pair(method_name, seed, first_step)
     label_space: tuple[str, ...] = tuple(o for task in protocol.tasks[:first_step] for o in task)
     key = pair_key(method_name, seed)
     for step in range(first_step, len(protocol.tasks)):
@@ -269,7 +305,8 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         t0 = time.perf_counter()
         train_log = method.learn(task)
         t1 = time.perf_counter()
-        rows.extend(evaluate(method, method_name, seed, step, label_space, bank, opts, device))
+        step_rows = evaluate(method, method_name, seed, step, label_space, bank, opts, device)
+        rows.extend(step_rows)
         t2 = time.perf_counter()
         record["steps"].setdefault(key, {})[str(step)] = {
             "objects": list(new), "train_seconds": round(t1 - t0, 3), "eval_seconds": round(t2 - t1, 3),
@@ -279,14 +316,17 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         }
         if step == len(protocol.tasks) - 1:
             run_dir.save_maps(method_name, seed, qualitative_sample(method, protocol, bank))
-        run_dir.save_checkpoint(method_name, seed, step, {"state": method.state_dict(), "rows": rows},
-                                opts.keep_all_checkpoints)
+        run_dir.save_checkpoint(method_name, seed, step, {"state": method.state_dict(), "rows": rows,
+                                                          "losses": losses.rows}, opts.keep_all_checkpoints)
         run_dir.write_matrix(_other_rows(run_dir, method_name, seed) + rows)
+        losses.step_done(step, {level: seen_mean(step_rows, f"{level}_auroc") for level in ("image", "pixel")})
         run_dir.write_record(record)
+        view.step_done(step, new, t1 - t0, t2 - t1, step_rows)
     finished = record.setdefault("finished", [])  # "seeds" lists what was asked for, this what ran to the end
     if key not in finished:
         finished.append(key)
         run_dir.write_record(record)
+    view.pair_done(rows)
 
 
 QUALITATIVE_PER_OBJECT = 2  # defective test images per old object kept for the qualitative figure

@@ -4,6 +4,10 @@ results/<run-id>/
   record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory
   matrix.csv      long format: method, seed, step, object, metric, value (rewritten after every step)
   summary.csv     continual summaries per method, seed, metric (written when the run completes)
+  losses.csv      one row per method, seed, step and training epoch: the epoch's mean loss and the
+                  mean of each loss term the method reports (mse, ce, scl, penalty, ...; empty where a
+                  method has no such term); methods without epochs (memory banks) have no rows
+  tensorboard/<method>-seed<k>/   the same curves as TensorBoard event files (only with --tensorboard)
   maps/<method>-seed<k>.npz   a fixed sample of old objects' test images, masks and anomaly maps
                               after the last step (the qualitative figure)
   checkpoints/<method>/seed<k>/step<k>.pt   method state + the rows so far, for --resume
@@ -28,6 +32,7 @@ import pandas as pd
 import torch
 
 MATRIX_COLUMNS = ["method", "seed", "step", "object", "metric", "value"]
+LOSS_COLUMNS = ["method", "seed", "step", "epoch", "loss"]  # then one column per loss term
 
 
 def pair_key(method: str, seed: int) -> str:
@@ -105,6 +110,17 @@ class RunDir:
         """Names stay text: an object called `0042` or `NA` must not come back as 42 or NaN."""
         return pd.read_csv(self.path / "matrix.csv", dtype={"method": str, "object": str, "metric": str},
                            keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
+
+    def write_losses(self, rows: pd.DataFrame) -> None:
+        atomic_write(self.path / "losses.csv", rows.to_csv(index=False))
+
+    def read_losses(self) -> pd.DataFrame:
+        """Empty (with the fixed columns) when the run has no losses.csv: older runs, or no epoch yet."""
+        path = self.path / "losses.csv"
+        if not path.is_file():
+            return pd.DataFrame(columns=LOSS_COLUMNS)
+        return pd.read_csv(path, dtype={"method": str}, keep_default_na=False,
+                           na_values=["", "nan", "NaN"])
 
     def write_summary(self, summary: pd.DataFrame) -> None:
         atomic_write(self.path / "summary.csv", summary.to_csv(index=False))

@@ -22,7 +22,8 @@ def test_wheel_ships_protocols_and_method_configs(tmp_path: Path) -> None:
             "print(resolve_method_config('joint', p, 'paper')['train']['epochs']);"
             "from iufbench.report.tables import paper_numbers; print(len(paper_numbers('table1')));"
             "from iufbench.sweep.suite import load_suite; from iufbench.method_sets import method_sets;"
-            "print(len(load_suite('paper_table1').protocols), len(method_sets()['paper']))")
+            "print(len(load_suite('paper_table1').protocols), len(method_sets()['paper']));"
+            "import jinja2; print(jinja2.PackageLoader('iufbench.report', 'templates').list_templates())")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          check=True, capture_output=True, text=True).stdout.splitlines()
     assert out[0].startswith(str(site))  # the unpacked wheel, not the checkout
@@ -30,3 +31,4 @@ def test_wheel_ships_protocols_and_method_configs(tmp_path: Path) -> None:
     assert out[2] == "[1601, 2899]"
     assert out[3] == "336"  # results/paper/table1.csv shipped as iufbench/builtin/paper
     assert out[4] == "7 10"  # suites/ as iufbench/builtin/suites, methods/_sets.yaml with the method configs
+    assert out[5] == "['report.html.j2']"  # the HTML report's template ships as package data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -172,3 +173,45 @@ def test_methods_option_cuts_the_table_to_those_methods(run_dir: Path, capsys: p
     assert main(["report", str(run_dir), "--methods", "uniad,iuf_nope"]) == 2
     err = capsys.readouterr().err
     assert "iuf_nope appear in none of the runs" in err and "joint" in err
+
+
+def _html(run_dir: Path, out: Path) -> str:
+    assert main(["report", str(run_dir), "--format", "html", "--out", str(out), "--with-memory"]) == 0
+    return out.read_text()
+
+
+def test_html_report_is_one_self_contained_page(run_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    page = _html(run_dir, tmp_path / "r.html")
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) >= 6 and all(s.startswith("data:image/png;base64,") for s in sources)  # curves, losses, ...
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the network
+    record = load_run(run_dir).record
+    for fact in (record["protocol"]["hash"], record["versions"]["torch"], "Table 1", "Table 2", "iuf_no_scl",
+                 "joint †", "peak RSS"):
+        assert fact in page
+    assert main(["report", str(run_dir), "--format", "html"]) == 2  # a page needs a file
+    assert "--out" in capsys.readouterr().err
+
+
+def test_html_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
+    """The page as a browser shows it: the table's method names in the DOM text, every figure decoded
+    (non-zero natural width, counted by the page's own script), and a 1600 px wide screenshot."""
+    from PIL import Image
+
+    browser = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); the HTML test needs a real browser")
+    page = tmp_path / "r.html"
+    n_images = _html(run_dir, page).count("<img ")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,2400"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert f'data-images-loaded="{n_images}/{n_images}"' in dom
+    table = re.search(r'<table class="results">(.*?)</table>', dom, re.S).group(1)
+    names = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'<td class="name">(.*?)</td>', table)]
+    assert names == ["uniad", "joint †", "iuf_no_scl"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    with Image.open(shot) as image:
+        assert image.size[0] == 1600
+        assert len(image.convert("L").getcolors(256 * 256) or []) > 20  # not a blank page

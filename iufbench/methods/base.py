@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -34,6 +34,9 @@ class MethodContext:
     progress: bool = True
     precision: str = "fp32"  # fp32, or bf16 (autocast; the default on CUDA)
     compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
+    # called after every training epoch with (step, epoch, epochs, {"loss": mean, term: mean, ...});
+    # the engine records it (losses.csv) and shows it (progress); None outside a run
+    on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
 
 
 @dataclass(frozen=True)

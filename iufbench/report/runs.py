@@ -15,6 +15,7 @@ import pandas as pd
 from iufbench.errors import DataError
 from iufbench.records import RunDir, split_pair_key
 from iufbench.report.summary import summarise_matrix
+from iufbench.report.traits import Traits, record_traits
 
 
 @dataclass
@@ -36,6 +37,21 @@ class Run:
     @property
     def learned_at(self) -> dict[str, int]:
         return {obj: step for step, task in enumerate(self.tasks) for obj in task}
+
+    @property
+    def methods(self) -> list[str]:
+        """In the order the run wrote them."""
+        return list(dict.fromkeys(self.matrix["method"]))
+
+    @cached_property
+    def traits(self) -> dict[str, Traits]:
+        return record_traits(self.record, self.methods)
+
+    @cached_property
+    def losses(self) -> pd.DataFrame:
+        """losses.csv cut to this run's methods (empty for runs older than it)."""
+        df = self.dir.read_losses()
+        return df[df["method"].isin(self.methods)].reset_index(drop=True)
 
     @cached_property
     def summary(self) -> pd.DataFrame:

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from iufbench.errors import ConfigError, DataError
-from iufbench.methods import METHODS
 from iufbench.records import split_pair_key
 from iufbench.report.runs import Run
 from iufbench.resources import builtin_dir
@@ -36,12 +35,9 @@ MEMORY = "STATE MiB"  # column of what a method keeps after the last step (weigh
 FORMATS = ("latex", "md", "csv")
 
 
-def uses_old_data(method: str) -> bool:
-    return method in METHODS and METHODS.get(method).uses_old_data()
-
-
 def run_scores(runs: list[Run], definition: str) -> pd.DataFrame:
-    """Long format: protocol, method, seed, level, stat, value (AUROC points)."""
+    """Long format: protocol, method, old_data (sees or keeps old data), seed, level, stat, value
+    (AUROC points)."""
     if definition not in DEFINITIONS:
         raise ConfigError(f"unknown ACC/FM definition '{definition}'; use {' or '.join(DEFINITIONS)}")
     stats = DEFINITIONS[definition][0]
@@ -52,7 +48,9 @@ def run_scores(runs: list[Run], definition: str) -> pd.DataFrame:
             continue
         s = s[s["metric"].isin(LEVELS.values())]
         for stat, column in stats.items():
-            frames.append(pd.DataFrame({"protocol": run.protocol, "method": s["method"], "seed": s["seed"],
+            old = s["method"].map(lambda m, run=run: run.traits[m].uses_old_data)
+            frames.append(pd.DataFrame({"protocol": run.protocol, "method": s["method"], "old_data": old,
+                                        "seed": s["seed"],
                                         "level": s["metric"].map({v: k for k, v in LEVELS.items()}),
                                         "stat": stat, "value": s[column] * 100}))
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -81,7 +79,7 @@ def run_memory(runs: list[Run]) -> pd.DataFrame:
 
 def aggregate(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std and seed count per protocol, method, level and stat."""
-    agg = scores.groupby(["protocol", "method", "level", "stat"], sort=False)["value"].agg(
+    agg = scores.groupby(["protocol", "method", "old_data", "level", "stat"], sort=False)["value"].agg(
         mean="mean", std=lambda v: v.std(ddof=1) if v.notna().sum() > 1 else np.nan,
         n=lambda v: int(v.notna().sum()))
     agg = agg.reset_index()
@@ -96,8 +94,17 @@ def paper_numbers(layout: str) -> pd.DataFrame:
         raise DataError(f"no stored paper numbers at {path}")
     raw = pd.read_csv(path)
     return pd.DataFrame({"protocol": raw["protocol"], "method": raw["method"], "label": raw["label"],
-                         "level": raw["level"], "stat": raw["stat"], "mean": raw["value"], "std": np.nan,
+                         "old_data": False, "level": raw["level"], "stat": raw["stat"], "mean": raw["value"],
+                         "std": np.nan,
                          "n": 0, "source": "paper"})
+
+
+def with_paper_rows(agg: pd.DataFrame, layout: str, definition: str) -> pd.DataFrame:
+    """`agg` plus the paper's numbers of the same protocols, as rows labelled "reported in paper"."""
+    if definition != "paper":
+        raise ConfigError("the paper reports only its own ACC/FM definition; use --definition paper with --with-paper")
+    paper = paper_numbers(layout)
+    return pd.concat([agg, paper[paper["protocol"].isin(agg["protocol"])]], ignore_index=True)
 
 
 def _number(mean: float, std: float, pm: str) -> str:
@@ -109,7 +116,7 @@ def _number(mean: float, std: float, pm: str) -> str:
 def _best(agg: pd.DataFrame) -> set[tuple[str, str, str, str]]:
     """(protocol, stat, level, method) of each column's best incremental run result."""
     best = set()
-    eligible = agg[(agg["source"] == "run") & ~agg["method"].map(uses_old_data) & agg["mean"].notna()]
+    eligible = agg[(agg["source"] == "run") & ~agg["old_data"].astype(bool) & agg["mean"].notna()]
     for (protocol, stat, level), group in eligible.groupby(["protocol", "stat", "level"]):
         value = group["mean"].max() if stat == "acc" else group["mean"].min()
         best.update((protocol, stat, level, m) for m in group.loc[group["mean"] == value, "method"])
@@ -118,9 +125,10 @@ def _best(agg: pd.DataFrame) -> set[tuple[str, str, str, str]]:
 
 def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame | None = None) -> pd.DataFrame:
     """Cells as strings, rows = methods (run rows first, then paper rows), columns = (protocol, stat),
-    plus (protocol, "STATE MiB") when `memory` (from `run_memory`) is given."""
-    bold = {"latex": lambda t: rf"\textbf{{{t}}}", "md": lambda t: f"**{t}**"}[fmt]
-    pm = {"latex": r" $\pm$ ", "md": " ± "}[fmt]
+    plus (protocol, "STATE MiB") when `memory` (from `run_memory`) is given. `fmt` latex, md or html
+    sets how bold and ± are written (html cells hold numbers and <b> only)."""
+    bold = {"latex": lambda t: rf"\textbf{{{t}}}", "md": lambda t: f"**{t}**", "html": lambda t: f"<b>{t}</b>"}[fmt]
+    pm = {"latex": r" $\pm$ ", "md": " ± ", "html": " ± "}[fmt]
     if layout == "table2":
         agg = agg[agg["method"].isin(ABLATIONS)]
         if agg.empty:
@@ -132,10 +140,10 @@ def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame |
         if source == "paper":
             label = f"{group['label'].iloc[0]} (reported in paper)"
         else:
-            label = method + (" †" if uses_old_data(method) else "")
+            label = method + (" †" if group["old_data"].any() else "")
         cells = rows.setdefault(label, {})
         if layout == "table2":
-            marks = {"latex": (r"\checkmark", "--"), "md": ("✓", "✗")}[fmt]
+            marks = {"latex": (r"\checkmark", "--"), "md": ("✓", "✗"), "html": ("✓", "✗")}[fmt]
             for name, on in zip(("OASA", "SCL", "US"), ABLATIONS[method]):
                 cells[("", name)] = marks[0] if on else marks[1]
         for (protocol, stat), part in group.groupby(["protocol", "stat"]):
@@ -190,19 +198,17 @@ def report(runs: list[Run], layout: str = "table1", fmt: str = "latex", definiti
         raise ConfigError(f"layout must be one of {LAYOUTS} and format one of {FORMATS}")
     agg = aggregate(run_scores(runs, definition))
     if with_paper:
-        if definition != "paper":
-            raise ConfigError("the paper reports only its own ACC/FM definition; use --definition paper "
-                              "with --with-paper")
-        paper = paper_numbers(layout)
-        agg = pd.concat([agg, paper[paper["protocol"].isin(agg["protocol"])]], ignore_index=True)
+        agg = with_paper_rows(agg, layout, definition)
     memory = run_memory(runs) if with_memory else None
     if fmt == "csv":
-        out = agg.assign(definition=definition, uses_old_data=agg["method"].map(uses_old_data))
+        out = agg.rename(columns={"old_data": "uses_old_data"}).assign(definition=definition)
         if memory is not None:
+            runs_only = agg[agg["source"] == "run"]
+            old = dict(zip(runs_only["method"], runs_only["old_data"]))
             mem = memory.groupby(["protocol", "method"], sort=False)["mib"].agg(mean="mean", n="count").reset_index()
             out = pd.concat([out, mem.assign(level="", stat="state_mib", std=np.nan, source="run",
                                              definition=definition,
-                                             uses_old_data=mem["method"].map(uses_old_data))], ignore_index=True)
+                                             uses_old_data=mem["method"].map(old))], ignore_index=True)
         return out.drop(columns=[c for c in ("label",) if c in out]).to_csv(index=False)
     return render(build_table(agg, layout, fmt, memory), fmt, caption(definition, agg, memory is not None))
 

@@ -137,9 +137,9 @@ class UniADMethod(Method):
         self.model.train()
         last: dict[str, Any] = {}
 
-        def step(idx: torch.Tensor) -> torch.Tensor:
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
             last["loss"], last["logs"] = self.train_step(features[idx], labels[idx], optimizer)
-            return last["loss"]
+            return last["loss"], last["logs"]
 
         epochs = int(train["epochs"][task.step])
         run_epochs(task, len(features), epochs, int(train["batch_size"][task.step]), step, scheduler, self.ctx,

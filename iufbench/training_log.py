@@ -1,0 +1,94 @@
+"""The run's training curves: every epoch's mean loss and loss terms, per method, seed and step, in
+the run directory's `losses.csv` (and, with `--tensorboard`, as TensorBoard event files).
+
+A slow divergence, or a method that stopped learning after epoch 3, is visible after the fact.
+The file is rewritten atomically like matrix.csv: at the end of every step, and within a long step
+at most every `FLUSH_SECONDS`. A pair's rows of finished steps travel in its checkpoint, so a
+resumed run rewrites them from there and neither duplicates nor loses a row.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iufbench.errors import ConfigError
+from iufbench.records import LOSS_COLUMNS, RunDir
+
+FLUSH_SECONDS = 30.0
+
+
+def require_tensorboard() -> None:
+    """`--tensorboard` without the package fails before anything is written."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401, PLC0415
+    except ImportError as exc:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install 'iufbench[tensorboard]' "
+                          "(or pip install tensorboard), or run without --tensorboard; losses.csv is written "
+                          "either way") from exc
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fixed columns first, then the loss terms in the order they first appear."""
+    terms = list(dict.fromkeys(k for row in rows for k in row if k not in LOSS_COLUMNS))
+    return pd.DataFrame(rows, columns=LOSS_COLUMNS + terms)
+
+
+class LossLog:
+    """Collects one (method, seed) pair's epochs at a time and keeps losses.csv current."""
+
+    def __init__(self, run_dir: RunDir, tensorboard: bool = False) -> None:
+        self.run_dir = run_dir
+        self.tensorboard = tensorboard
+        self.others = pd.DataFrame(columns=LOSS_COLUMNS)  # rows of every other pair, read once per pair
+        self.rows: list[dict[str, Any]] = []  # this pair's rows: finished steps (from its checkpoint) + current
+        self.method, self.seed = "", 0
+        self.last_write = 0.0
+        self.writer: Any = None
+
+    def start_pair(self, method: str, seed: int, rows: list[dict[str, Any]]) -> None:
+        """`rows`: the pair's rows of the steps its checkpoint holds (none for a fresh pair); rows of
+        a step that was interrupted are dropped here and written again when it reruns."""
+        self.close()
+        self.method, self.seed, self.rows = method, seed, list(rows)
+        stored = self.run_dir.read_losses()
+        self.others = stored[~((stored["method"] == method) & (stored["seed"] == seed))]
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+
+            folder = Path(self.run_dir.path) / "tensorboard" / f"{method}-seed{seed}"
+            # purge: events of an interrupted step (logged after the checkpoint's last epoch) go
+            self.writer = SummaryWriter(str(folder), purge_step=len(self.rows))
+        self.flush()
+
+    def epoch(self, step: int, epoch: int, epochs: int, losses: dict[str, float]) -> None:
+        self.rows.append({"method": self.method, "seed": self.seed, "step": step, "epoch": epoch, **losses})
+        if self.writer is not None:
+            for name, value in losses.items():
+                self.writer.add_scalar(f"loss/{name}", value, len(self.rows) - 1)
+        if time.monotonic() - self.last_write > FLUSH_SECONDS:
+            self.flush()
+
+    def step_done(self, step: int, scores: dict[str, float]) -> None:
+        """After a step's evaluation: write the file; TensorBoard also gets the step's mean scores."""
+        if self.writer is not None:
+            for name, value in scores.items():
+                self.writer.add_scalar(f"auroc/{name}", value, max(len(self.rows) - 1, 0))
+            self.writer.add_scalar("step", step, max(len(self.rows) - 1, 0))
+            self.writer.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        mine = _frame(self.rows)
+        frames = [f for f in (self.others, mine) if not f.empty]
+        merged = pd.concat(frames, ignore_index=True) if frames else mine
+        terms = [c for c in merged.columns if c not in LOSS_COLUMNS]
+        self.run_dir.write_losses(merged[LOSS_COLUMNS + terms])
+        self.last_write = time.monotonic()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

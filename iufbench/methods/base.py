@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from iufbench.errors import IufbenchError
+from iufbench.features import BackboneSpec
 from iufbench.registry import Registry
 
 
@@ -34,6 +35,7 @@ class MethodContext:
     progress: bool = True
     precision: str = "fp32"  # fp32, or bf16 (autocast; the default on CUDA)
     compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
+    backbone: BackboneSpec | None = None  # the protocol's backbone, for methods that fine-tune a copy of it
 
 
 @dataclass(frozen=True)

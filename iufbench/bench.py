@@ -115,7 +115,8 @@ def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], de
     shape = method_cls.input_shape(shape, protocol.image_size)
     channels, h, w = shape
     ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
-                        seed=0, progress=False, precision=precision, compile=opts.compile)
+                        seed=0, progress=False, precision=precision, compile=opts.compile,
+                        backbone=protocol.backbone)
     seed_everything(0)
     _reset_peak(device)
     method: Method = method_cls(config, ctx)

@@ -246,7 +246,7 @@ def _context(method_cls: type[Method], feature_shape: tuple[int, int, int], prot
     channels, h, w = method_cls.input_shape(feature_shape, protocol.image_size)
     return MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
                          seed=seed, progress=opts.progress, precision=precision, compile=opts.compile,
-                         on_epoch=on_epoch)
+                         on_epoch=on_epoch, backbone=protocol.backbone)
 
 
 def _build_each_method_once(configs: dict[str, dict[str, Any]], feature_shape: tuple[int, int, int],

@@ -1,5 +1,6 @@
 """Method registry; importing this package registers every built-in method."""
 from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
+from iufbench.methods.cad import method as _cad  # noqa: F401  (registers cad_cutpaste, cad_panda)
 from iufbench.methods.classic import dne as _dne  # noqa: F401  (registers cad_dne)
 from iufbench.methods.classic import draem as _draem  # noqa: F401  (registers draem)
 from iufbench.methods.classic import padim as _padim  # noqa: F401  (registers padim)

@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from iufbench.errors import IufbenchError
+from iufbench.features import BackboneSpec
 from iufbench.registry import Registry
 
 
@@ -37,6 +38,7 @@ class MethodContext:
     # called after every training epoch with (step, epoch, epochs, {"loss": mean, term: mean, ...});
     # the engine records it (losses.csv) and shows it (progress); None outside a run
     on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
+    backbone: BackboneSpec | None = None  # the protocol's backbone, for methods that fine-tune a copy of it
 
 
 @dataclass(frozen=True)

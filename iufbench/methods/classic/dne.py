@@ -8,7 +8,8 @@ its Mahalanobis distance to that Gaussian. We compute that Gaussian's moments ex
 mean and covariance, the limit of DNE's sampling) instead of sampling, so scores do not depend on a
 random draw. Differences from DNE, documented in docs/methods/baselines.md: the embedding is the
 spatial mean of the run's frozen backbone features (DNE fine-tunes a ViT-B/16 with a classification
-loss on augmentations and uses its class token).
+loss on augmentations and uses its class token). `TaskGaussians` is the statistics part alone; the
+CAD self-supervised baselines (`iufbench/methods/cad/`) score with it too.
 """
 from __future__ import annotations
 
@@ -36,38 +37,42 @@ def mixture_moments(means: list[torch.Tensor], covs: list[torch.Tensor], counts:
     return mean, cov
 
 
-@METHODS.register("cad_dne", help="DNE (CAD): per-task Gaussian statistics of global features; image scores only")
-class DNE(Method):
-    pixel_output = False
+class TaskGaussians:
+    """One Gaussian per learned task (mean, Ledoit-Wolf covariance, size) of L2-normalised image
+    embeddings, and the Mahalanobis distance to their size-weighted mixture. Statistics only: an
+    earlier task's Gaussian is never refitted, so it survives every later task unchanged."""
 
-    def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
-        super().__init__(config, ctx)
+    def __init__(self) -> None:
         self.means: list[torch.Tensor] = []
         self.covs: list[torch.Tensor] = []
         self.counts: list[int] = []
         self.mean = torch.empty(0)
         self.precision = torch.empty(0)
 
-    def learn(self, task: TrainTask) -> dict[str, float]:
-        z = embed(task.features).double()
+    def add(self, z: torch.Tensor, who: str, task: TrainTask) -> None:
+        """Append the Gaussian of one task's embeddings `z` [N, D]; `who` names the method in errors."""
+        z = z.double().cpu()
         if len(z) < 2:
-            raise TrainingError(f"cad_dne needs at least 2 training images per step to estimate a covariance; step {task.step} ({', '.join(task.new_objects)}) has {len(z)}")
+            raise TrainingError(f"{who} needs at least 2 training images per step to estimate a covariance; step {task.step} ({', '.join(task.new_objects)}) has {len(z)}")
         self.means.append(z.mean(0))
         # Ledoit-Wolf shrinkage: a full covariance from a few dozen images is singular otherwise
         self.covs.append(torch.from_numpy(LedoitWolf().fit(z.numpy()).covariance_))
         self.counts.append(len(z))
         self._refit()
-        return {"tasks": float(len(self.counts))}
+
+    def keep_last(self) -> None:
+        """Forget every Gaussian but the newest (CAD's code for CutPaste and PANDA)."""
+        del self.means[:-1], self.covs[:-1], self.counts[:-1]
+        self._refit()
 
     def _refit(self) -> None:
         self.mean, cov = mixture_moments(self.means, self.covs, self.counts)
         self.precision = torch.linalg.pinv(cov, hermitian=True)
 
-    @torch.no_grad()
-    def score(self, features: torch.Tensor) -> Scores:
-        d = embed(features).double() - self.mean
-        distance = ((d @ self.precision) * d).sum(1).clamp_min(0).sqrt()
-        return Scores(image=distance.float(), maps=None)
+    def distance(self, z: torch.Tensor) -> torch.Tensor:
+        """Mahalanobis distance [B] of embeddings `z` [B, D] to the mixture."""
+        d = z.double().cpu() - self.mean
+        return ((d @ self.precision) * d).sum(1).clamp_min(0).sqrt().float()
 
     def state_dict(self) -> dict[str, Any]:
         return {"means": self.means, "covs": self.covs, "counts": self.counts}
@@ -75,3 +80,26 @@ class DNE(Method):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.means, self.covs, self.counts = state["means"], state["covs"], list(state["counts"])
         self._refit()
+
+
+@METHODS.register("cad_dne", help="DNE (CAD): per-task Gaussian statistics of global features; image scores only")
+class DNE(Method):
+    pixel_output = False
+
+    def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
+        super().__init__(config, ctx)
+        self.gaussians = TaskGaussians()
+
+    def learn(self, task: TrainTask) -> dict[str, float]:
+        self.gaussians.add(embed(task.features), "cad_dne", task)
+        return {"tasks": float(len(self.gaussians.counts))}
+
+    @torch.no_grad()
+    def score(self, features: torch.Tensor) -> Scores:
+        return Scores(image=self.gaussians.distance(embed(features)), maps=None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.gaussians.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gaussians.load_state_dict(state)

@@ -108,6 +108,17 @@ class UniADMethod(Method):
         return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], fused=fused, foreach=not fused,
                                  weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))
 
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, task: TrainTask) -> torch.optim.lr_scheduler.LRScheduler:
+        """StepLR per epoch (`train.lr_step_epochs`, `train.lr_gamma`); when `train.step_optimizer`
+        runs an incremental step, its own `lr_step_epochs` decides, null meaning a constant rate
+        (the reference's incremental steps: SGD at lr 1, no decay inside the step)."""
+        train = self.config["train"]
+        step_opt = train.get("step_optimizer")
+        step_size = step_opt.get("lr_step_epochs", train["lr_step_epochs"]) if task.step > 0 and step_opt else train["lr_step_epochs"]
+        if step_size is None:
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=train["lr_gamma"])
+
     # ---- the loop -------------------------------------------------------------------------
     def train_step(self, features: torch.Tensor, labels: torch.Tensor,
                    optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -132,8 +143,7 @@ class UniADMethod(Method):
         labels = task.labels.to(self.ctx.device)
         self.before_task(task)
         optimizer = self.make_optimizer(task)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train["lr_step_epochs"],
-                                                    gamma=train["lr_gamma"])
+        scheduler = self.make_scheduler(optimizer, task)
         self.model.train()
         last: dict[str, Any] = {}
 

@@ -1,0 +1,1 @@
+"""CAD's self-supervised baselines (CutPaste, PANDA) trained continually; see method.py."""

@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-train", type=int)
     synth.add_argument("--n-test-good", type=int)
     synth.add_argument("--n-test-defect", type=int)
+    prepare = data_sub.add_parser("prepare", help="convert a public dataset's own layout into the one its protocols read")
+    prepare.add_argument("dataset", choices=["deeppcb"], help="deeppcb: a checkout of github.com/tangsanli5201/DeepPCB")
+    prepare.add_argument("src", type=Path, metavar="SRC", help="the checkout (the folder holding PCBData/)")
+    prepare.add_argument("dst", type=Path, metavar="DST", help="the new dataset root (must not exist)")
     return parser
 
 
@@ -344,6 +348,13 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    if args.data_command == "prepare":
+        from iufbench.data.prepare_deeppcb import prepare_deeppcb  # noqa: PLC0415
+
+        groups = prepare_deeppcb(args.src, args.dst)
+        print(f"wrote {len(groups)} DeepPCB groups to {args.dst}: "
+              + ", ".join(f"{name} {n_train}+{n_test}" for name, n_train, n_test in groups) + " (train+test pairs)")
+        return
     from iufbench.data.synth import SynthSpec, generate  # noqa: PLC0415
 
     fields = {"categories": tuple(args.categories) if args.categories else None, "image_size": args.size,

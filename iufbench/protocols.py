@@ -29,7 +29,8 @@ _KEYS = {"description", "image_size", "backbone", "sources", "tasks", "paper_sch
 
 @dataclass(frozen=True)
 class Source:
-    """One dataset root read by one reader; `root` None means the user must pass it."""
+    """One dataset root read by one reader; `root` None means the user must pass it, unless the reader
+    finds its data itself (elpv: the installed package)."""
 
     name: str
     dataset: str
@@ -185,13 +186,18 @@ def _sources(path: Path, raw: Any, data_root: str | None, roots: dict[str, str],
             raise ConfigError(f"source '{name}' of protocol {path.stem} is generated (synthetic); it takes no root")
         default_root = entry.pop("root", None)
         root = given if given is not None else default_root
-        if root is None and dataset != "synthetic" and require_roots:
+        if root is None and require_roots and not _locates_itself(dataset):
             raise ConfigError(
                 f"protocol {path.stem} needs the dataset root of source '{name}' ({dataset}): "
                 "pass --data-root PATH (or --root NAME=PATH)"
             )
         sources[name] = Source(name=name, dataset=dataset, root=None if root is None else str(root), options=entry)
     return sources
+
+
+def _locates_itself(dataset: str) -> bool:
+    """Generated (synthetic) or found without a root (an installed package, e.g. elpv)."""
+    return dataset == "synthetic" or DATASETS.get(dataset).default_root is not None
 
 
 def _check_options(path: Path, name: str, dataset: str, entry: dict[str, Any]) -> None:
@@ -234,11 +240,14 @@ def _tasks(path: Path, raw: Any, sources: dict[str, Source]) -> tuple[tuple[str,
 
 
 def source_root(source: Source) -> Path:
-    """The folder a source is read from; synthetic sources are generated on first use."""
+    """The folder a source is read from; synthetic sources are generated on first use, a source without
+    a root is located by its reader."""
     if source.dataset == "synthetic":
         from iufbench.data.synth import SynthSpec, ensure  # noqa: PLC0415
 
         return ensure(SynthSpec(**_tuple_lists(source.options.get("spec", {}))), cache_dir() / "synth")
+    if source.root is None:
+        return DATASETS.get(source.dataset).default_root()
     return Path(source.root).expanduser()
 
 

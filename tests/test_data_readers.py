@@ -384,7 +384,7 @@ def test_visa_bad_header_and_missing_files(tmp_path):
 
 
 def test_registry_names_and_uniform_entries(tmp_path):
-    assert DATASETS.names() == ["folder", "mvtec", "mvtec3d", "visa"]
+    assert DATASETS.names() == ["deeppcb", "elpv", "folder", "mvtec", "mvtec3d", "visa"]
     mvtec_object(tmp_path, "widget")
     assert DATASETS.get("mvtec").list_objects(tmp_path) == ["widget"]
     assert list(DATASETS.get("folder").read(tmp_path, None)) == ["widget"]

@@ -182,7 +182,7 @@ def test_only_the_input_side_projection_keeps_a_linear_layers_old_outputs() -> N
         p = projector(rows.T @ rows, "energy", 1.0).float()
         pw, pb = guard.project([dw, db], p)
         changes[type(guard).__name__] = (x_old @ pw.T + pb).abs().max().item()
-    assert changes["Guard"] < 1e-5 and changes["OutputRows"] > 0.1
+    assert changes["InputColumns"] < 1e-5 and changes["OutputRows"] > 0.1
 
 
 def test_full_protection_leaves_the_old_task_outputs_unchanged(feats) -> None:

@@ -83,25 +83,37 @@ class Guard:
     on_input = True  # hook the module's input (forward pre-hook) or its output
     per_batch = True  # fold the moment after every batch (token rows: too many to keep)
 
-    def __init__(self, params: list[nn.Parameter], module: nn.Module | None,
-                 read: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> None:
-        self.params, self.module, self.read = params, module, read
+    def __init__(self, params: list[nn.Parameter], module: nn.Module | None) -> None:
+        self.params, self.module = params, module
 
     def rows(self, seen: torch.Tensor) -> torch.Tensor:
-        """The observations [N, D] whose second moment defines V_old."""
-        x = self.read(seen).float().flatten(0, -2)
-        return torch.cat([x, x.new_ones(len(x), 1)], dim=1) if len(self.params) == 2 else x
+        """The observations whose second moment defines V_old, from what the hook saw."""
+        raise NotImplementedError
 
     def moment(self, rows: torch.Tensor) -> torch.Tensor:
         return rows.T @ rows
 
     def project(self, deltas: list[torch.Tensor], p: torch.Tensor) -> list[torch.Tensor]:
-        """[dW | db] V diag(Omega) V^T: the update on the input side, the bias as the constant column."""
+        """The parameters' update [dW, db] constrained by the projector p."""
+        raise NotImplementedError
+
+
+class InputColumns(Guard):
+    """A Linear (or an attention's packed input projection): [dW | db] V diag(Omega) V^T, the bias as
+    the column of a constant input 1, V from the moment of [x, 1] over every token."""
+
+    def __init__(self, params: list[nn.Parameter], module: nn.Module,
+                 read: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> None:
+        super().__init__(params, module)
+        self.read = read  # hooked input -> what the weight multiplies
+
+    def rows(self, seen: torch.Tensor) -> torch.Tensor:
+        x = self.read(seen).float().flatten(0, -2)
+        return torch.cat([x, x.new_ones(len(x), 1)], dim=1) if len(self.params) == 2 else x
+
+    def project(self, deltas: list[torch.Tensor], p: torch.Tensor) -> list[torch.Tensor]:
         joint = torch.cat([d.reshape(len(d), -1) for d in deltas], dim=1) @ p
         return [part.reshape(d.shape) for part, d in zip(joint.split([d[0].numel() for d in deltas], 1), deltas)]
-
-
-InputColumns = Guard
 
 
 class OutputRows(Guard):
@@ -137,7 +149,8 @@ class Channels(Guard):
 
 
 class Constant(Guard):
-    """A parameter added to every image alike: its input is the constant 1 (moment: the image count)."""
+    """A parameter added to every image alike: its input is the constant 1 (moment: the image count,
+    added by `SecondMoments.collect` without a hook)."""
 
     def __init__(self, param: nn.Parameter) -> None:
         super().__init__([param], None)

@@ -16,7 +16,8 @@ from iufbench.data.mvtec import read_mvtec
 from iufbench.features import BackboneSpec, FeatureExtractor
 from iufbench.methods import METHODS, MethodContext, TrainTask
 from iufbench.methods.iuf.compression import RefcodeSCL, paper_scl, tail_share
-from iufbench.methods.iuf.updating import PullToOld, omega, projector
+from iufbench.methods.iuf.method import guards
+from iufbench.methods.iuf.updating import InputColumns, OutputRows, PullToOld, attended, omega, projector
 from iufbench.protocols import load_protocol
 
 CPU = torch.device("cpu")
@@ -130,11 +131,11 @@ def test_projector_freezes_the_top_direction_and_frees_the_last() -> None:
     assert torch.allclose(last @ p, last, atol=1e-10)
 
 
-def test_updating_strategy_protects_the_top_old_direction(feats) -> None:
-    method = _method("iuf", feats, ["train.epochs=3"])
+def test_reference_projection_protects_the_top_old_output_direction(feats) -> None:
+    method = _method("iuf", feats, ["train.epochs=3", "us.protect=ffn_out"])
     base = ("fabric", "screw")
     method.learn(_task(0, base, base, feats))
-    layers = method.moments.layers
+    layers = {name: guard.module for name, guard in method.moments.guards.items()}
     before = {n: (l.weight.detach().clone(), l.bias.detach().clone()) for n, l in layers.items()}
     tops = {}
     for name, moment in method.moments.moments.items():
@@ -147,6 +148,68 @@ def test_updating_strategy_protects_the_top_old_direction(feats) -> None:
         assert dw.abs().max() > 0, name  # the layer did change...
         assert (tops[name] @ dw).abs().max() < 1e-4 * dw.abs().max() * dw.shape[0], name  # ...not along v1
         assert (tops[name] @ db).abs() < 1e-4 * max(db.abs().max().item(), 1e-8) * db.shape[0], name
+
+
+def test_protect_all_guards_every_parameter_that_reaches_the_reconstruction(feats) -> None:
+    method = _method("iuf", feats)
+    method.model.discriminator.grow(2)
+    guarded = [id(p) for g in method.moments.guards.values() for p in g.params]
+    assert len(guarded) == len(set(guarded))  # no parameter projected twice
+    disc = method.model.discriminator
+    free = {id(p) for m in (disc.hidden, disc.head) for p in m.parameters()}  # read by the cross-entropy only
+    assert set(guarded) == {id(p) for p in method.model.parameters()} - free
+
+
+def test_attended_is_what_the_output_projection_reads() -> None:
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    x = torch.randn(3, 5, 8)
+    assert torch.allclose(attention.out_proj(attended(attention, x)), attention(x, x, x)[0], atol=1e-6)
+
+
+def test_only_the_input_side_projection_keeps_a_linear_layers_old_outputs() -> None:
+    """y = W x: dW V V_perp^T with V from the old inputs gives dW x = 0; scaling the rows with V from
+    the old outputs (the reference's side) only keeps the change out of the old outputs' span."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(6, 6)
+    x_old = torch.randn(40, 2) @ torch.randn(2, 6)  # the old inputs span 2 of 6 directions
+    y_old = layer(x_old).detach()
+    dw, db = torch.randn(6, 6), torch.randn(6)
+    changes = {}
+    for guard in (InputColumns([layer.weight, layer.bias], layer), OutputRows([layer.weight, layer.bias], layer)):
+        seen = x_old if guard.on_input else y_old.unsqueeze(1)
+        rows = guard.rows(seen).double()
+        p = projector(rows.T @ rows, "energy", 1.0).float()
+        pw, pb = guard.project([dw, db], p)
+        changes[type(guard).__name__] = (x_old @ pw.T + pb).abs().max().item()
+    assert changes["InputColumns"] < 1e-5 and changes["OutputRows"] > 0.1
+
+
+def test_full_protection_leaves_the_old_task_outputs_unchanged(feats) -> None:
+    """Omega = 0 on every direction the old task reaches: one update on new data moves the model (its
+    outputs on the new data) but not its outputs on the old task's own features; without the
+    updating strategy the same update moves both."""
+    old = feats["fabric"]["train"][:1]  # 16 tokens: fewer than the 33 input directions of every layer
+    new = feats["wood"]["train"][:4]
+    moved = {}
+    for enabled in (True, False):
+        method = _method("iuf", feats, ["us.omega=energy", "us.energy=1.0", f"us.enabled={str(enabled).lower()}"])
+        method.learn(TrainTask(0, ("fabric",), ("fabric",), ("fabric",), old, torch.zeros(1, dtype=torch.long)))
+        method.model.eval()
+        with torch.no_grad():
+            before_old, before_new = method.model(old), method.model(new)
+        task = TrainTask(1, ("wood",), ("wood",), ("fabric", "wood"), new, torch.ones(4, dtype=torch.long))
+        method.before_task(task)
+        method.model.train()
+        method.train_step(new, task.labels, method.make_optimizer(task))
+        method.model.eval()
+        with torch.no_grad():
+            moved[enabled] = ((method.model(old) - before_old).abs().max().item(),
+                              (method.model(new) - before_new).abs().max().item())
+    scale = before_old.abs().max().item()
+    assert moved[True][0] < 1e-5 * scale, moved  # protected: the old outputs stay
+    assert moved[True][1] > 1e-3 * scale, moved  # ...while the model learns the new object
+    assert moved[False][0] > 1e-3 * scale, moved  # unprotected, the same update rewrites them
 
 
 def test_updating_strategy_is_inactive_in_the_base_task_and_in_the_ablation(feats) -> None:

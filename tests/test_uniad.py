@@ -1,6 +1,7 @@
 """UniAD's transformer and scoring: shapes, neighbour mask, jitter, and that it learns."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -102,3 +103,29 @@ def test_manual_attention_path_matches_fused_attention() -> None:
     torch.manual_seed(1)
     dropped = attention(q, k, v, bias, 0.5, True)  # the CPU path with dropout
     assert dropped.shape == fused.shape and not torch.allclose(dropped, fused)
+
+
+def test_freeze_keeps_a_group_fixed_in_incremental_steps_only() -> None:
+    from conftest import TINY_OVERRIDES
+    from iufbench.config import resolve_method_config
+    from iufbench.errors import ConfigError
+    from iufbench.methods import METHODS, MethodContext, TrainTask
+    from iufbench.methods.uniad.method import parameter_group
+    from iufbench.protocols import load_protocol
+
+    def method(freeze: str):
+        config = resolve_method_config("uniad", load_protocol("demo"), overrides=[*TINY_OVERRIDES, f"train.freeze={freeze}"])
+        return METHODS.get("uniad")(config, MethodContext(8, (4, 4), (64, 64), torch.device("cpu"), 0, progress=False))
+
+    torch.manual_seed(0)
+    m = method("[attention, queries]")
+    groups = {parameter_group(n) for n, _ in m.model.named_parameters()}
+    assert groups == {"attention", "ffn", "norms", "queries", "position", "projections"}
+    x = torch.randn(8, 8, 4, 4)
+    for step in (0, 1):
+        before = {n: p.detach().clone() for n, p in m.model.named_parameters()}
+        m.learn(TrainTask(step, ("a",), ("a",), ("a",), x, torch.zeros(8, dtype=torch.long)))
+        moved = {parameter_group(n) for n, p in m.model.named_parameters() if not torch.equal(p, before[n])}
+        assert moved == (groups if step == 0 else groups - {"attention", "queries"})
+    with pytest.raises(ConfigError, match="train.freeze must be a list of groups"):
+        method("[atention]")

@@ -2,9 +2,9 @@
 strategy, every paper-vs-reference-code difference a named switch in `methods/iuf*.yaml`.
 
 Loss: L = lambda0 * MSE + lambda1 * CE(object) + lambda2 * L_sc. The updating strategy (US) acts in
-incremental steps only: the applied update of protected layers is projected (see `updating`),
-then every weight is pulled toward the previous task's weights. After every task the protected
-layers' output statistics on that task's training images are accumulated for the next task.
+incremental steps only: the applied update of the guarded parameters is projected (see `updating`),
+then every weight is pulled toward the previous task's weights. After every task the guards'
+statistics on that task's training images are accumulated for the next task.
 """
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ from iufbench.errors import ConfigError
 from iufbench.methods.base import METHODS, MethodContext, TrainTask
 from iufbench.methods.iuf.compression import RefcodeSCL, paper_scl
 from iufbench.methods.iuf.torch_model import IUF, IUFOutput
-from iufbench.methods.iuf.updating import ProjectedUpdate, PullToOld, SecondMoments
+from iufbench.methods.iuf.updating import (OMEGAS, Guard, OutputRows, ProjectedUpdate, PullToOld, SecondMoments,
+                                           guard_modules)
 from iufbench.methods.uniad.method import UniADMethod
 from iufbench.methods.uniad.torch_model import UniADConfig
+
+
+PROTECT = ("all", "ffn_out", "ffn_and_attn_out")
 
 
 def _intermediate(config: dict[str, Any]) -> int:
@@ -27,19 +31,31 @@ def _intermediate(config: dict[str, Any]) -> int:
     return max(config["model"]["num_decoder_layers"] - 1, 1)
 
 
-def protected_layers(model: IUF, which: str) -> dict[str, torch.nn.Linear]:
-    """The FFN output layers of every encoder and decoder layer (the reference's choice), or
-    those plus the attention output projections."""
-    if which not in {"ffn_out", "ffn_and_attn_out"}:
-        raise ConfigError(f"us.protect must be ffn_out or ffn_and_attn_out, got '{which}'")
+def guards(model: IUF, protect: str) -> dict[str, Guard]:
+    """`all` (the paper's "every parameter"): every parameter whose output reaches the reconstruction,
+    i.e. all of UniAD and the discriminator's context path, not its object head (read by the
+    cross-entropy only). `ffn_out` (the reference's) and `ffn_and_attn_out`: the output rows of the
+    FFN output layers, and of the attention output projections."""
+    if protect == "all":
+        found = guard_modules("uniad", model.uniad)
+        if model.discriminator is not None:
+            found.update(guard_modules("discriminator", model.discriminator,
+                                       skip=("discriminator.hidden", "discriminator.head")))
+        return found
     layers = {}
     for part in ("encoder", "decoder"):
         for i, layer in enumerate(getattr(model.uniad, part)):
             layers[f"{part}.{i}.ffn"] = layer.ffn.linear2
-            if which == "ffn_and_attn_out":
+            if protect == "ffn_and_attn_out":
                 attns = [layer.attn] if part == "encoder" else [layer.attn1, layer.attn2]
                 layers.update({f"{part}.{i}.attn{j}": a.out for j, a in enumerate(attns)})
-    return layers
+    return {name: OutputRows([layer.weight, layer.bias], layer) for name, layer in layers.items()}
+
+
+def check_us(us: dict[str, Any]) -> None:
+    if us["protect"] not in PROTECT or us["omega"] not in OMEGAS or not 0 < us["energy"] <= 1:
+        raise ConfigError(f"us.protect must be one of {', '.join(PROTECT)}, us.omega one of {', '.join(OMEGAS)} "
+                          f"and us.energy in (0, 1], got '{us['protect']}', '{us['omega']}' and {us['energy']!r}")
 
 
 class IUFMethod(UniADMethod):
@@ -47,7 +63,8 @@ class IUFMethod(UniADMethod):
 
     def __init__(self, config: dict[str, Any], ctx: MethodContext) -> None:
         super().__init__(config, ctx)
-        self.moments = SecondMoments(protected_layers(self.model, config["us"]["protect"]))
+        check_us(config["us"])
+        self.moments = SecondMoments(guards(self.model, config["us"]["protect"]))
         self.step = 0
         self.projection: ProjectedUpdate | None = None
         self.pull: PullToOld | None = None
@@ -70,7 +87,7 @@ class IUFMethod(UniADMethod):
             self.model.discriminator.grow(len(task.label_space))
         us = self.config["us"]
         incremental = us["enabled"] and task.step > 0
-        self.projection = ProjectedUpdate(self.moments.layers, self.moments.moments) if (
+        self.projection = ProjectedUpdate(self.moments.guards, self.moments.moments, us["omega"], us["energy"]) if (
             incremental and us["project"]) else None
         self.pull = PullToOld(self.model, us["beta"]) if incremental and us["beta"] > 0 else None
 

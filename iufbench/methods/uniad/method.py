@@ -29,6 +29,29 @@ def image_score(maps: torch.Tensor, kind: str, kernel: int) -> torch.Tensor:
     return F.avg_pool2d(rows, (1, k), stride=1).flatten(1).max(dim=1).values
 
 
+GROUPS = ("attention", "ffn", "norms", "queries", "position", "projections")
+
+
+def parameter_group(name: str) -> str:
+    """The forgetting study's group of a UniAD parameter (docs/methods/iuf.md): attention (q, k, v and
+    output projections), ffn, norms (LayerNorms), queries (the decoder's learned queries), position
+    (the learned row and column embeddings) or projections (into and out of the transformer)."""
+    parts = name.split(".")
+    if any(p.startswith("attn") for p in parts):
+        return "attention"
+    if "ffn" in parts:
+        return "ffn"
+    if any("norm" in p for p in parts):
+        return "norms"
+    if parts[-1] == "query":
+        return "queries"
+    if "pos" in parts:
+        return "position"
+    if parts[-2] in {"input_proj", "output_proj"}:
+        return "projections"
+    return "other"  # added by a subclass (a discriminator, prompts): never frozen by `train.freeze`
+
+
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Feature-grid maps [B, h, w] -> [B, H, W], bilinear with aligned corners (reference)."""
     return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=True).squeeze(1)
@@ -43,6 +66,9 @@ class UniADMethod(Method):
         step_opt = config["train"].get("step_optimizer")
         if step_opt and step_opt.get("name") != "sgd":
             raise ConfigError(f"train.step_optimizer.name must be 'sgd', got '{step_opt.get('name')}'")
+        frozen = config["train"]["freeze"]
+        if not isinstance(frozen, list) or not set(frozen) <= set(GROUPS):
+            raise ConfigError(f"train.freeze must be a list of groups out of {', '.join(GROUPS)}; got {frozen!r}")
         model_cfg = UniADConfig.from_config(ctx.feature_channels, ctx.grid, config["model"])
         if ctx.precision not in {"fp32", "bf16"}:
             raise ConfigError(f"precision must be fp32 or bf16, got '{ctx.precision}'")
@@ -94,6 +120,13 @@ class UniADMethod(Method):
     def after_task(self, task: TrainTask) -> None:
         """Called after the last update of a task (e.g. to store statistics of it)."""
 
+    def freeze(self, task: TrainTask) -> None:
+        """`train.freeze`: the UniAD parameter groups left untouched in incremental steps (a study switch;
+        empty by default)."""
+        if task.step > 0 and self.config["train"]["freeze"]:
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(parameter_group(name) not in self.config["train"]["freeze"])
+
     def parameters_to_train(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
@@ -142,6 +175,7 @@ class UniADMethod(Method):
         features = task.features.to(self.ctx.device)  # the whole task stays on the device
         labels = task.labels.to(self.ctx.device)
         self.before_task(task)
+        self.freeze(task)
         optimizer = self.make_optimizer(task)
         scheduler = self.make_scheduler(optimizer, task)
         self.model.train()

@@ -111,8 +111,9 @@ class RunDir:
         return pd.read_csv(self.path / "matrix.csv", dtype={"method": str, "object": str, "metric": str},
                            keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
 
-    def write_losses(self, rows: pd.DataFrame) -> None:
-        atomic_write(self.path / "losses.csv", rows.to_csv(index=False))
+    def write_losses_text(self, csv: str) -> None:
+        """losses.csv as CSV text (`training_log` formats it piecewise, so a long run rewrites it cheaply)."""
+        atomic_write(self.path / "losses.csv", csv)
 
     def read_losses(self) -> pd.DataFrame:
         """Empty (with the fixed columns) when the run has no losses.csv: older runs, or no epoch yet."""

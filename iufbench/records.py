@@ -1,7 +1,8 @@
 """The run directory, the suite's product: every table, plot and check is computed from it alone.
 
 results/<run-id>/
-  record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory
+  record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory,
+                  each method's traits (family, sees/keeps old data, pixel output) for the report
   matrix.csv      long format: method, seed, step, object, metric, value (rewritten after every step)
   summary.csv     continual summaries per method, seed, metric (written when the run completes)
   losses.csv      one row per method, seed, step and training epoch: the epoch's mean loss and the

@@ -1,7 +1,8 @@
 """The run directory, the suite's product: every table, plot and check is computed from it alone.
 
 results/<run-id>/
-  record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory
+  record.json     resolved configs, protocol + hash, versions, git sha, device, seeds, timings, memory,
+                  each method's traits (family, sees/keeps old data, pixel output) for the report
   matrix.csv      long format: method, seed, step, object, metric, value (rewritten after every step)
   summary.csv     continual summaries per method, seed, metric (written when the run completes)
   losses.csv      one row per method, seed, step and training epoch: the epoch's mean loss and the
@@ -111,8 +112,9 @@ class RunDir:
         return pd.read_csv(self.path / "matrix.csv", dtype={"method": str, "object": str, "metric": str},
                            keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
 
-    def write_losses(self, rows: pd.DataFrame) -> None:
-        atomic_write(self.path / "losses.csv", rows.to_csv(index=False))
+    def write_losses_text(self, csv: str) -> None:
+        """losses.csv as CSV text (`training_log` formats it piecewise, so a long run rewrites it cheaply)."""
+        atomic_write(self.path / "losses.csv", csv)
 
     def read_losses(self) -> pd.DataFrame:
         """Empty (with the fixed columns) when the run has no losses.csv: older runs, or no epoch yet."""

@@ -3,8 +3,9 @@ the run directory's `losses.csv` (and, with `--tensorboard`, as TensorBoard even
 
 A slow divergence, or a method that stopped learning after epoch 3, is visible after the fact.
 The file is rewritten atomically like matrix.csv: at the end of every step, and within a long step
-at most every `FLUSH_SECONDS`. A pair's rows of finished steps travel in its checkpoint, so a
-resumed run rewrites them from there and neither duplicates nor loses a row.
+at most every `FLUSH_SECONDS`; the other pairs' rows are formatted once per pair, so a rewrite costs
+about the current pair's rows, not the whole file's. A pair's rows of finished steps travel in its
+checkpoint, so a resumed run rewrites them from there and neither duplicates nor loses a row.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pandas as pd
 from iufbench.errors import ConfigError
 from iufbench.records import LOSS_COLUMNS, RunDir
 
-FLUSH_SECONDS = 30.0
+FLUSH_SECONDS = 60.0
 
 
 def require_tensorboard() -> None:
@@ -30,10 +31,8 @@ def require_tensorboard() -> None:
                           "either way") from exc
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Fixed columns first, then the loss terms in the order they first appear."""
-    terms = list(dict.fromkeys(k for row in rows for k in row if k not in LOSS_COLUMNS))
-    return pd.DataFrame(rows, columns=LOSS_COLUMNS + terms)
+def _terms(columns: Any) -> list[str]:
+    return [c for c in columns if c not in LOSS_COLUMNS]
 
 
 class LossLog:
@@ -43,6 +42,7 @@ class LossLog:
         self.run_dir = run_dir
         self.tensorboard = tensorboard
         self.others = pd.DataFrame(columns=LOSS_COLUMNS)  # rows of every other pair, read once per pair
+        self.others_text = ("", [])  # (their CSV text with its header, its columns), made once per column set
         self.rows: list[dict[str, Any]] = []  # this pair's rows: finished steps (from its checkpoint) + current
         self.method, self.seed = "", 0
         self.last_write = 0.0
@@ -55,6 +55,7 @@ class LossLog:
         self.method, self.seed, self.rows = method, seed, list(rows)
         stored = self.run_dir.read_losses()
         self.others = stored[~((stored["method"] == method) & (stored["seed"] == seed))]
+        self.others_text = ("", [])
         if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
 
@@ -81,11 +82,13 @@ class LossLog:
         self.flush()
 
     def flush(self) -> None:
-        mine = _frame(self.rows)
-        frames = [f for f in (self.others, mine) if not f.empty]
-        merged = pd.concat(frames, ignore_index=True) if frames else mine
-        terms = [c for c in merged.columns if c not in LOSS_COLUMNS]
-        self.run_dir.write_losses(merged[LOSS_COLUMNS + terms])
+        """Fixed columns first, then the loss terms in the order they first appear."""
+        mine_terms = dict.fromkeys(k for row in self.rows for k in row if k not in LOSS_COLUMNS)
+        columns = LOSS_COLUMNS + list(dict.fromkeys([*_terms(self.others.columns), *mine_terms]))
+        if self.others_text[1] != columns:
+            self.others_text = (self.others.reindex(columns=columns).to_csv(index=False), columns)
+        mine = pd.DataFrame(self.rows, columns=columns).to_csv(index=False, header=False) if self.rows else ""
+        self.run_dir.write_losses_text(self.others_text[0] + mine)
         self.last_write = time.monotonic()
 
     def close(self) -> None:

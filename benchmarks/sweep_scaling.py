@@ -6,19 +6,18 @@ one CLI command timed from outside (wall clock), run back to back in this order.
         protocol (demo), methods and seeds; the feature cache is warmed first so both arms read
         features from it and the arms differ only in how training is spread over the cores
     .venv/bin/python benchmarks/sweep_scaling.py cache --data-root ../shared/data/deeppcb [--methods padim,patchcore,uniad]
-        deeppcb_6_1, one `run` per method: with an empty cache (each run extracts, as before the
-        cache existed) and with a shared one (the first run extracts, the others read); prints the
-        feature seconds each run recorded and the total saved
+        deeppcb_6_1's feature bank built with an empty cache (extracted, as every run did before the
+        cache existed), then with the warm cache (read); prints both and the feature time that one
+        run per method spends without and with the cache (training is the same in both)
     .venv/bin/python benchmarks/sweep_scaling.py gpu [--methods uniad] [--seeds 0,1,2,3]
         on one GPU: the demo pairs as a sweep with --gpus-per-job 0.25 (four pairs share the GPU)
         against --gpus-per-job 1 (one at a time); prints the throughput ratio
 
-Every arm writes under a fresh temporary folder (its own IUFBENCH_CACHE where the arm needs one).
+Every part writes under a fresh temporary folder, with its own IUFBENCH_CACHE.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -56,26 +55,30 @@ def parallel(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def cache(args: argparse.Namespace, tmp: Path) -> None:
-    methods = args.methods.split(",")
-    rows = []
-    for arm in ("empty cache per run", "one shared cache"):
-        for i, method in enumerate(methods):
-            folder = tmp / arm.replace(" ", "_")
-            store = folder / (f"cache{i}" if arm.startswith("empty") else "cache")
-            argv = ["run", "--protocol", "deeppcb_6_1", "--data-root", args.data_root, "--methods", method,
-                    "--out", str(folder), "--run-id", method, "--no-progress"]
-            if args.epochs:
-                argv += ["--epochs", str(args.epochs)]
-            wall = timed(argv, args.threads, store)
-            features = json.loads((folder / method / "record.json").read_text())["features"]
-            rows.append((arm, method, wall, features["seconds"], len(features["extracted"])))
-    print(f"{'arm':<22} {'method':<12} {'wall s':>8} {'features s':>11} {'extracted':>10}")
-    for arm, method, wall, seconds, n in rows:
-        print(f"{arm:<22} {method:<12} {wall:8.1f} {seconds:11.1f} {n:10d}")
-    totals = {arm: sum(r[3] for r in rows if r[0] == arm) for arm in ("empty cache per run", "one shared cache")}
-    print(f"feature seconds, {len(methods)} runs: {totals['empty cache per run']:.1f} without sharing, "
-          f"{totals['one shared cache']:.1f} with the shared cache "
-          f"(saved {totals['empty cache per run'] - totals['one shared cache']:.1f} s)")
+    """What each run spends getting features: built from the images (an empty cache, as every run did
+    before the cache existed) and read from the cache (a warm one). N runs of one protocol spend N
+    cold builds without the cache, one cold build and N-1 warm ones with it."""
+    os.environ["IUFBENCH_CACHE"] = str(tmp / "cache")
+    import torch  # noqa: PLC0415
+
+    from iufbench.feature_bank import FeatureBank  # noqa: PLC0415
+    from iufbench.feature_cache import FeatureCache  # noqa: PLC0415
+    from iufbench.features import FeatureExtractor  # noqa: PLC0415
+    from iufbench.protocols import load_protocol, resolve_objects  # noqa: PLC0415
+
+    torch.set_num_threads(args.threads)
+    protocol = load_protocol("deeppcb_6_1", data_root=args.data_root)
+    objects, extractor, cpu = resolve_objects(protocol), FeatureExtractor(protocol.backbone), torch.device("cpu")
+    seconds = {}
+    for arm in ("cold", "warm"):
+        t0 = time.perf_counter()
+        bank = FeatureBank.build(objects, extractor, protocol.image_size, cpu, False, False, FeatureCache.default())
+        seconds[arm] = time.perf_counter() - t0
+        print(f"{arm}: {seconds[arm]:.1f} s ({len(bank.extracted)} of {len(objects)} objects extracted)")
+    n = len(args.methods.split(","))
+    before, after = n * seconds["cold"], seconds["cold"] + (n - 1) * seconds["warm"]
+    print(f"{n} runs of deeppcb_6_1 ({args.methods}), feature seconds: {before:.1f} without the cache, "
+          f"{after:.1f} with it (saved {before - after:.1f} s, {before / after:.2f}x less)")
 
 
 def gpu(args: argparse.Namespace, tmp: Path) -> None:
@@ -97,7 +100,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--epochs", type=int, help="epochs per task (default: the fast schedule)")
     parser.add_argument("--data-root", default="../shared/data/deeppcb", help="DeepPCB root (part cache)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (part cache)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (part cache)")
     args = parser.parse_args()
     args.methods = args.methods or {"parallel": "uniad,iuf,uniad_ewc,joint", "cache": "padim,patchcore,uniad",
                                     "gpu": "uniad"}[args.part]

@@ -14,15 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from iufbench.backbones import cache_dir
 from iufbench.data import DATASETS
 from iufbench.data.types import ObjectData
 from iufbench.errors import ConfigError, DataError
 from iufbench.features import BackboneSpec
 from iufbench.resources import builtin_dir, builtin_names
-from iufbench.yaml_loader import load_yaml
+from iufbench.yaml_loader import declared_file, load_yaml, read_declared
 
 _KEYS = {"description", "image_size", "backbone", "sources", "tasks", "paper_schedule"}
 
@@ -74,37 +72,14 @@ def list_protocols() -> list[tuple[str, str]]:
     return out
 
 
-def _protocol_file(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"}:
-        if not path.is_file():
-            raise ConfigError(f"protocol file {path} does not exist")
-        return path
-    path = builtin_dir("protocols") / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"unknown protocol '{name_or_path}'. Valid: {', '.join(builtin_names('protocols'))} "
-            "(or a path to a .yaml file)"
-        )
-    return path
-
-
 def load_protocol(name_or_path: str, data_root: str | None = None, roots: dict[str, str] | None = None,
                   backbone: dict[str, Any] | None = None, dataset: str | None = None,
                   require_roots: bool = True) -> Protocol:
     """Read and structurally validate a protocol; `data_root` / `dataset` set the root / reader of a
     single-source protocol, `roots` sets roots by source name, `backbone` overrides backbone fields.
     `require_roots=False` is for tools that read no images (`iufbench bench`)."""
-    path = _protocol_file(name_or_path)
-    try:
-        raw = load_yaml(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"protocol {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"protocol {path} must be a mapping with keys {sorted(_KEYS)}")
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise ConfigError(f"protocol {path}: unknown keys {sorted(unknown)}; valid keys: {sorted(_KEYS)}")
+    path = declared_file("protocol", name_or_path)
+    raw = read_declared("protocol", path, _KEYS)
     for key in ("sources", "tasks", "image_size"):
         if key not in raw:
             raise ConfigError(f"protocol {path} has no '{key}'")

@@ -23,7 +23,7 @@ from iufbench.errors import ConfigError
 from iufbench.records import RunDir
 from iufbench.sweep.cluster import check_resources, connect, worker_env
 from iufbench.sweep.merge import base_record, merge
-from iufbench.sweep.plan import PAIRS, Pair, SweepOptions, SweepPlan, lay_out, plan_sweep
+from iufbench.sweep.plan import PAIRS, WORKER_FILE, Pair, SweepOptions, SweepPlan, lay_out, plan_sweep
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _drive(plan: SweepPlan, offline: bool) -> SweepResult:
 
 def _started_since(pair: Pair, since: float) -> bool:
     """The pair's task has begun in this sweep (its worker wrote worker.json), not merely been queued."""
-    path = pair.dir.path / "worker.json"
+    path = pair.dir.path / WORKER_FILE
     return path.is_file() and path.stat().st_mtime >= since
 
 
@@ -120,7 +120,7 @@ def _line(pair: Pair, error: str | None, n: int, total: int) -> str:
         return f"[{n}/{total}] {pair.label} FAILED: {error}"
     record = pair.dir.read_record()
     seconds = sum(s["train_seconds"] + s["eval_seconds"] for s in record["steps"].get(pair.key, {}).values())
-    worker = json.loads((pair.dir.path / "worker.json").read_text())
+    worker = json.loads((pair.dir.path / WORKER_FILE).read_text())
     retried = f", {worker['attempts']} attempts" if worker["attempts"] > 1 else ""
     return (f"[{n}/{total}] {pair.label} done: {len(record['steps'].get(pair.key, {}))} steps in "
             f"{dt.timedelta(seconds=round(seconds))} on {worker['host']}{retried}")

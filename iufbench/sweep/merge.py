@@ -10,14 +10,15 @@ there through its directory's links.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pandas as pd
 import torch
 
-from iufbench.records import MATRIX_COLUMNS, git_sha, host, pair_key, versions
+from iufbench.records import MATRIX_COLUMNS, RunDir, git_sha, host, pair_key, versions
 from iufbench.report.summary import summarise_matrix
-from iufbench.sweep.plan import ProtocolPlan, SweepPlan
+from iufbench.sweep.plan import WORKER_FILE, ProtocolPlan, SweepPlan
 
 
 def base_record(plan: SweepPlan, p: ProtocolPlan) -> dict[str, Any]:
@@ -52,13 +53,15 @@ def merge(p: ProtocolPlan, base: dict[str, Any], running: set[str], failed: dict
     features: dict[str, Any] = {"extracted": [], "seconds": 0.0}
     matrices = []
     for folder in sorted(p.pairs_dir.iterdir()) if p.pairs_dir.is_dir() else []:
-        pair = type(p.run_dir)(folder)
+        pair = RunDir(folder)
         if not pair.exists():
             continue  # laid out, not started
         stored = pair.read_record()
+        worker = json.loads((folder / WORKER_FILE).read_text()) if (folder / WORKER_FILE).is_file() else {}
         for key, steps in stored["steps"].items():
             record["steps"][key] = steps
-            record["pairs"][key] = {"status": stored["status"], "host": stored["host"]["platform"],
+            record["pairs"][key] = {"status": stored["status"], "host": worker.get("host"),
+                                    "attempts": worker.get("attempts"),
                                     "features_extracted": stored["features"]["extracted"]}
         record["finished"] += stored.get("finished", [])
         features["channels"], features["grid"] = stored["features"]["channels"], stored["features"]["grid"]

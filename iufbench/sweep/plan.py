@@ -24,6 +24,7 @@ from iufbench.protocols import Protocol, load_protocol, resolve_objects
 from iufbench.records import RunDir, pair_key
 
 PAIRS = ".pairs"  # hidden, so `iufbench report DIR/*` sees only the protocols' run directories
+WORKER_FILE = "worker.json"  # in a pair directory: the host and process on it, and how many attempts it took
 
 
 @dataclass

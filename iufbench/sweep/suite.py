@@ -6,12 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from iufbench.errors import ConfigError
 from iufbench.protocols import whole_numbers
-from iufbench.resources import builtin_dir, builtin_names
-from iufbench.yaml_loader import load_yaml
+from iufbench.yaml_loader import declared_file, read_declared
 
 _KEYS = {"description", "protocols", "methods", "seeds", "schedule"}
 
@@ -26,19 +23,6 @@ class Suite:
     schedule: str
 
 
-def _suite_file(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"}:
-        if not path.is_file():
-            raise ConfigError(f"suite file {path} does not exist")
-        return path
-    path = builtin_dir("suites") / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown suite '{name_or_path}'. Valid: {', '.join(builtin_names('suites'))} "
-                          "(or a path to a .yaml file)")
-    return path
-
-
 def _names(path: Path, key: str, value: Any) -> list[str]:
     """A list of names, or one name (a method set)."""
     names = [value] if isinstance(value, str) else value
@@ -48,16 +32,8 @@ def _names(path: Path, key: str, value: Any) -> list[str]:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    path = _suite_file(name_or_path)
-    try:
-        raw = load_yaml(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"suite {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"suite {path} must be a mapping with keys {sorted(_KEYS)}")
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise ConfigError(f"suite {path}: unknown keys {sorted(unknown)}; valid keys: {sorted(_KEYS)}")
+    path = declared_file("suite", name_or_path)
+    raw = read_declared("suite", path, _KEYS)
     missing = {"protocols", "methods", "seeds"} - set(raw)
     if missing:
         raise ConfigError(f"suite {path} has no {', '.join(sorted(missing))}")

@@ -19,8 +19,7 @@ import torch
 from iufbench import engine
 from iufbench.protocols import Protocol
 from iufbench.records import atomic_write
-
-WORKER_FILE = "worker.json"  # which host and process run the pair, and how many attempts it took
+from iufbench.sweep.plan import WORKER_FILE
 
 
 @ray.remote

@@ -3,8 +3,9 @@ one CLI command timed from outside (wall clock), run back to back in this order.
 
     .venv/bin/python benchmarks/sweep_scaling.py parallel [--methods uniad,iuf,uniad_ewc,joint] [--seeds 0,1] [--epochs N] [--sweep-first]
         `run` with 2 torch threads, then `sweep` with 2 one-thread jobs (--cpus-per-job 1), same
-        protocol (demo), methods and seeds; the feature cache is warmed first so both arms read
-        features from it and the arms differ only in how training is spread over the cores
+        protocol (demo), methods and seeds; the feature cache is warmed first (for 1 and 2 threads,
+        part of the key on the CPU) so both arms read features from it and the arms differ only in
+        how training is spread over the cores
     .venv/bin/python benchmarks/sweep_scaling.py cache --data-root ../shared/data/deeppcb [--methods padim,patchcore,uniad]
         deeppcb_6_1's feature bank built with an empty cache (extracted, as every run did before the
         cache existed), then with the warm cache (read); prints both and the feature time that one
@@ -29,12 +30,20 @@ from pathlib import Path
 CLI = [sys.executable, "-m", "iufbench.cli"]
 
 
-def timed(argv: list[str], threads: int, cache: Path) -> float:
+# The demo's features into the cache, as a job with this many threads on this device would key them.
+WARM = ("import sys, torch; from iufbench.feature_bank import FeatureBank; from iufbench.feature_cache import "
+        "FeatureCache; from iufbench.features import FeatureExtractor; from iufbench.protocols import load_protocol, "
+        "resolve_objects; p = load_protocol('demo'); d = torch.device(sys.argv[1]); FeatureBank.build("
+        "resolve_objects(p), FeatureExtractor(p.backbone), p.image_size, d, False, False, FeatureCache.default(), "
+        "'bf16' if d.type == 'cuda' else 'fp32')")
+
+
+def timed(argv: list[str], threads: int, cache: Path, command: list[str] = CLI) -> float:
     """Wall seconds of one CLI command (its output discarded unless it fails)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
            "TQDM_DISABLE": "1", "IUFBENCH_CACHE": str(cache)}
     t0 = time.perf_counter()
-    done = subprocess.run(CLI + argv, env=env, capture_output=True, text=True)
+    done = subprocess.run(command + argv, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
@@ -51,7 +60,7 @@ def step_seconds(folder: Path) -> float:
 def parallel(args: argparse.Namespace, tmp: Path) -> None:
     common = ["--methods", args.methods, "--seeds", args.seeds] + (["--epochs", str(args.epochs)] if args.epochs else [])
     cache = tmp / "cache"
-    warm = timed(["run", "--protocol", "demo", "--methods", "patchcore", "--out", str(tmp), "--run-id", "warm"], 2, cache)
+    warm = sum(timed(["cpu"], threads, cache, [sys.executable, "-c", WARM]) for threads in (1, 2))
     arms = {
         "run, 2 threads": lambda: timed(["run", "--protocol", "demo", *common, "--out", str(tmp), "--run-id", "run",
                                          "--no-progress"], 2, cache),
@@ -99,8 +108,7 @@ def cache(args: argparse.Namespace, tmp: Path) -> None:
 def gpu(args: argparse.Namespace, tmp: Path) -> None:
     common = ["--protocols", "demo", "--methods", args.methods, "--seeds", args.seeds, "--no-progress"]
     cache_dir = tmp / "cache"
-    timed(["run", "--protocol", "demo", "--methods", "patchcore", "--device", "cuda", "--out", str(tmp),
-           "--run-id", "warm"], 1, cache_dir)  # features extracted on CUDA once, outside both arms
+    timed(["cuda"], 1, cache_dir, [sys.executable, "-c", WARM])  # features extracted on CUDA once, outside both arms
     shared = timed(["sweep", *common, "--gpus-per-job", "0.25", "--out", str(tmp / "quarter")], 1, cache_dir)
     whole = timed(["sweep", *common, "--gpus-per-job", "1", "--out", str(tmp / "whole")], 1, cache_dir)
     print(f"--gpus-per-job 1:    {whole:8.1f} s")

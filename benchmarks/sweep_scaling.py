@@ -1,10 +1,11 @@
 """`iufbench sweep` against `iufbench run`, and what the persistent feature cache saves; each arm is
 one CLI command timed from outside (wall clock), run back to back in this order.
 
-    .venv/bin/python benchmarks/sweep_scaling.py parallel [--methods uniad,iuf,uniad_ewc,joint] [--seeds 0,1] [--epochs N]
+    .venv/bin/python benchmarks/sweep_scaling.py parallel [--methods uniad,iuf,uniad_ewc,joint] [--seeds 0,1] [--epochs N] [--sweep-first]
         `run` with 2 torch threads, then `sweep` with 2 one-thread jobs (--cpus-per-job 1), same
-        protocol (demo), methods and seeds; the feature cache is warmed first so both arms read
-        features from it and the arms differ only in how training is spread over the cores
+        protocol (demo), methods and seeds; the feature cache is warmed first (for 1 and 2 threads,
+        part of the key on the CPU) so both arms read features from it and the arms differ only in
+        how training is spread over the cores
     .venv/bin/python benchmarks/sweep_scaling.py cache --data-root ../shared/data/deeppcb [--methods padim,patchcore,uniad]
         deeppcb_6_1's feature bank built with an empty cache (extracted, as every run did before the
         cache existed), then with the warm cache (read); prints both and the feature time that one
@@ -18,6 +19,7 @@ Every part writes under a fresh temporary folder, with its own IUFBENCH_CACHE.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -28,30 +30,52 @@ from pathlib import Path
 CLI = [sys.executable, "-m", "iufbench.cli"]
 
 
-def timed(argv: list[str], threads: int, cache: Path) -> float:
+# The demo's features into the cache, as a job with this many threads on this device would key them.
+WARM = ("import sys, torch; from iufbench.feature_bank import FeatureBank; from iufbench.feature_cache import "
+        "FeatureCache; from iufbench.features import FeatureExtractor; from iufbench.protocols import load_protocol, "
+        "resolve_objects; p = load_protocol('demo'); d = torch.device(sys.argv[1]); FeatureBank.build("
+        "resolve_objects(p), FeatureExtractor(p.backbone), p.image_size, d, False, False, FeatureCache.default(), "
+        "'bf16' if d.type == 'cuda' else 'fp32')")
+
+
+def timed(argv: list[str], threads: int, cache: Path, command: list[str] = CLI) -> float:
     """Wall seconds of one CLI command (its output discarded unless it fails)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
            "TQDM_DISABLE": "1", "IUFBENCH_CACHE": str(cache)}
     t0 = time.perf_counter()
-    done = subprocess.run(CLI + argv, env=env, capture_output=True, text=True)
+    done = subprocess.run(command + argv, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return seconds
 
 
+def step_seconds(folder: Path) -> float:
+    """Training + evaluation seconds the engine recorded for every pair under `folder` (all records)."""
+    return sum(step["train_seconds"] + step["eval_seconds"] for record in folder.rglob("record.json")
+               if ".pairs" in record.parts or record.parent.name == "run"
+               for steps in json.loads(record.read_text())["steps"].values() for step in steps.values())
+
+
 def parallel(args: argparse.Namespace, tmp: Path) -> None:
     common = ["--methods", args.methods, "--seeds", args.seeds] + (["--epochs", str(args.epochs)] if args.epochs else [])
     cache = tmp / "cache"
-    warm = timed(["run", "--protocol", "demo", "--methods", "patchcore", "--out", str(tmp), "--run-id", "warm"], 2, cache)
-    run_s = timed(["run", "--protocol", "demo", *common, "--out", str(tmp), "--run-id", "run", "--no-progress"], 2, cache)
-    sweep_s = timed(["sweep", "--protocols", "demo", *common, "--out", str(tmp / "sweep"), "--cpus-per-job", "1",
-                     "--no-progress"], 1, cache)
+    warm = sum(timed(["cpu"], threads, cache, [sys.executable, "-c", WARM]) for threads in (1, 2))
+    arms = {
+        "run, 2 threads": lambda: timed(["run", "--protocol", "demo", *common, "--out", str(tmp), "--run-id", "run",
+                                         "--no-progress"], 2, cache),
+        "sweep, 2 jobs x 1 thread": lambda: timed(["sweep", "--protocols", "demo", *common, "--out", str(tmp / "sweep"),
+                                                   "--cpus-per-job", "1", "--no-progress"], 1, cache),
+    }
+    order = list(arms)[::-1] if args.sweep_first else list(arms)
+    wall = {name: arms[name]() for name in order}
     pairs = len(args.methods.split(",")) * len(args.seeds.split(","))
-    print(f"demo, {args.methods}, seeds {args.seeds}: {pairs} pairs (cache warm-up {warm:.0f} s, not counted)")
-    print(f"run, 2 threads:             {run_s:8.1f} s")
-    print(f"sweep, 2 jobs x 1 thread:   {sweep_s:8.1f} s")
-    print(f"sweep speed-up:             {run_s / sweep_s:8.2f}x")
+    print(f"demo, {args.methods}, seeds {args.seeds}, epochs {args.epochs or 'fast'}: {pairs} pairs, "
+          f"in the order {' then '.join(order)} (cache warm-up {warm:.0f} s, not counted)")
+    recorded = {"run, 2 threads": step_seconds(tmp / "run"), "sweep, 2 jobs x 1 thread": step_seconds(tmp / "sweep")}
+    for name in arms:
+        print(f"{name:<26} wall {wall[name]:8.1f} s   steps recorded {recorded[name]:8.1f} s (sum over pairs)")
+    print(f"sweep speed-up (wall): {wall['run, 2 threads'] / wall['sweep, 2 jobs x 1 thread']:.2f}x")
 
 
 def cache(args: argparse.Namespace, tmp: Path) -> None:
@@ -84,8 +108,7 @@ def cache(args: argparse.Namespace, tmp: Path) -> None:
 def gpu(args: argparse.Namespace, tmp: Path) -> None:
     common = ["--protocols", "demo", "--methods", args.methods, "--seeds", args.seeds, "--no-progress"]
     cache_dir = tmp / "cache"
-    timed(["run", "--protocol", "demo", "--methods", "patchcore", "--device", "cuda", "--out", str(tmp),
-           "--run-id", "warm"], 1, cache_dir)  # features extracted on CUDA once, outside both arms
+    timed(["cuda"], 1, cache_dir, [sys.executable, "-c", WARM])  # features extracted on CUDA once, outside both arms
     shared = timed(["sweep", *common, "--gpus-per-job", "0.25", "--out", str(tmp / "quarter")], 1, cache_dir)
     whole = timed(["sweep", *common, "--gpus-per-job", "1", "--out", str(tmp / "whole")], 1, cache_dir)
     print(f"--gpus-per-job 1:    {whole:8.1f} s")
@@ -98,6 +121,7 @@ def main() -> None:
     parser.add_argument("part", choices=["parallel", "cache", "gpu"])
     parser.add_argument("--methods")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--sweep-first", action="store_true", help="part parallel: time the sweep before the run")
     parser.add_argument("--epochs", type=int, help="epochs per task (default: the fast schedule)")
     parser.add_argument("--data-root", default="../shared/data/deeppcb", help="DeepPCB root (part cache)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (part cache)")

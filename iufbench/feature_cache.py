@@ -3,8 +3,8 @@ later run and every job of a sweep (`IUFBENCH_CACHE/features/`).
 
 An entry is keyed by everything that changes the features: the object's image and mask files (names
 and content, not their folder, so a copy of the dataset elsewhere still hits), the image size, the
-backbone spec, the weights (a weights file by its content), the device type, the precision and the
-torch/timm versions. Two processes that need the same entry at the same time (two jobs of a sweep,
+backbone spec, the weights (a weights file by its content), the device type (on the CPU also the
+kernel set and thread count), the precision and the torch/timm versions. Two processes that need the same entry at the same time (two jobs of a sweep,
 on one machine or on several machines sharing the folder) take an exclusive `flock` on the entry's
 lock file: one extracts and writes, the other waits and then reads what was written. Entries are
 written to a temporary name and renamed, so a killed extraction leaves no half-written entry.
@@ -56,13 +56,21 @@ def _weights_id(spec: BackboneSpec) -> str:
     return spec.weights
 
 
+def _cpu_kernels(device_type: str) -> str | None:
+    """On the CPU, features are bit-identical only for one kernel set (AVX2, AVX-512; README,
+    "Catching score regressions") and one thread count, so both are part of the key."""
+    if device_type != "cpu":
+        return None
+    return f"{torch.backends.cpu.get_cpu_capability()}/{torch.get_num_threads()} threads"
+
+
 def entry_key(data: ObjectData, image_size: tuple[int, int], spec: BackboneSpec, device_type: str,
               precision: str) -> str:
     """sha256 over the object's files (relative names + bytes) and every setting that changes features."""
     digest = hashlib.sha256()
     settings = {"format": FORMAT, "image_size": list(image_size), "backbone": asdict(spec),
                 "weights": _weights_id(spec), "device": device_type, "precision": precision,
-                "torch": torch.__version__, "timm": _version("timm")}
+                "torch": torch.__version__, "timm": _version("timm"), "cpu": _cpu_kernels(device_type)}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     files = [("train", p) for p in data.train]
     for item in data.test:

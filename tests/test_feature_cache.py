@@ -59,6 +59,12 @@ def test_the_key_ignores_where_the_dataset_lies_but_not_the_backbone(objects, tm
     assert entry_key(data, (64, 64), BackboneSpec(out_indices=(1, 2)), "cpu", "fp32") != key
     assert entry_key(data, (64, 64), BackboneSpec(weights="random"), "cpu", "fp32") != key
     assert entry_key(data, (64, 64), BackboneSpec(), "cuda", "fp32") != key
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)  # CPU features are bit-identical for one thread count only
+    try:
+        assert entry_key(data, (64, 64), BackboneSpec(), "cpu", "fp32") != key
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_one_extracts_and_the_other_waits_then_reads(tmp_path: Path) -> None:

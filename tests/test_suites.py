@@ -64,3 +64,15 @@ def test_list_shows_sets_and_suites(capsys: pytest.CaptureFixture) -> None:
     assert main(["list", "sets"]) == 0 and main(["list", "suites"]) == 0
     out = capsys.readouterr().out
     assert "paper     padim, patchcore, draem" in out and "paper_table2  The paper's Table 2" in out
+
+
+def test_sweep_help_lists_every_option(capsys: pytest.CaptureFixture) -> None:
+    from iufbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--protocols", "--methods", "--seeds", "--suite", "--schedule", "--epochs", "--set", "--device",
+                   "--precision", "--compile", "--data-root", "--root", "--out", "--ray-address", "--cpus-per-job",
+                   "--gpus-per-job", "--max-retries", "--resume"):
+        assert f"{option} " in text or f"{option}\n" in text, option

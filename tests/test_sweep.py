@@ -119,30 +119,83 @@ def test_each_object_is_extracted_once_per_sweep_and_a_second_sweep_extracts_not
     assert again.failed == {} and _extracted(tmp_path, "tiny_a") == []
 
 
-def test_a_sigkilled_worker_is_retried_and_the_pair_resumes_to_the_same_matrix(
-        local_ray, protocols: dict[str, Path], tmp_path: Path) -> None:
-    overrides = [o for o in TINY_OVERRIDES if not o.startswith("train.epochs")] + ["train.epochs=40"]
-    opts = lambda out: _opts(out, [protocols["tiny_3"]], ["uniad"], [0], overrides)  # noqa: E731
-    assert sweep(opts(tmp_path / "full")).failed == {}
-    pair = tmp_path / "cut" / PAIRS / "tiny_3" / "uniad-seed0"
-    finished: list = []
-    driver = threading.Thread(target=lambda: finished.append(sweep(opts(tmp_path / "cut"))))
-    driver.start()
+SLOW_STEPS = [o for o in TINY_OVERRIDES if not o.startswith("train.epochs")] + ["train.epochs=40"]
+
+
+@pytest.fixture(scope="module")
+def tiny_3_full(local_ray, protocols: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    """An uninterrupted sweep of one pair with steps long enough to be killed in."""
+    out = tmp_path_factory.mktemp("full")
+    assert sweep(_opts(out, [protocols["tiny_3"]], ["uniad"], [0], SLOW_STEPS)).failed == {}
+    return RunDir(out / "tiny_3")
+
+
+def _wait_for_step_1(pair: Path, alive) -> None:
+    """Until the pair's first step is checkpointed: its second step (step 1) is then under way."""
     deadline = time.monotonic() + 120
-    while not (pair / "checkpoints" / "uniad" / "seed0" / "step0.pt").is_file():  # step 1 (the second) has begun
-        assert time.monotonic() < deadline and driver.is_alive(), "the pair never finished its first step"
+    while not (pair / "checkpoints" / "uniad" / "seed0" / "step0.pt").is_file():
+        assert time.monotonic() < deadline and alive(), "the pair never finished its first step"
         time.sleep(0.05)
-    status = format_status(RunDir(tmp_path / "cut" / "tiny_3"))
+
+
+def test_a_sigkilled_worker_is_retried_and_the_pair_resumes_to_the_same_matrix(
+        local_ray, protocols: dict[str, Path], tmp_path: Path, tiny_3_full: RunDir) -> None:
+    pair = tmp_path / PAIRS / "tiny_3" / "uniad-seed0"
+    finished: list = []
+    driver = threading.Thread(target=lambda: finished.append(
+        sweep(_opts(tmp_path, [protocols["tiny_3"]], ["uniad"], [0], SLOW_STEPS))))
+    driver.start()
+    _wait_for_step_1(pair, driver.is_alive)
+    status = format_status(RunDir(tmp_path / "tiny_3"))
     os.kill(json.loads((pair / "worker.json").read_text())["pid"], signal.SIGKILL)
     assert not (pair / "checkpoints" / "uniad" / "seed0" / "step1.pt").exists(), "killed too late: step 1 was done"
     driver.join(timeout=300)
     assert finished and finished[0].failed == {}
     assert "running" in status  # `iufbench status` read the shared run directory during the sweep
-    cut, full = RunDir(tmp_path / "cut" / "tiny_3"), RunDir(tmp_path / "full" / "tiny_3")
-    pd.testing.assert_frame_equal(_sorted(cut.read_matrix()), _sorted(full.read_matrix()), check_exact=True)
+    cut = RunDir(tmp_path / "tiny_3")
+    pd.testing.assert_frame_equal(_sorted(cut.read_matrix()), _sorted(tiny_3_full.read_matrix()), check_exact=True)
     assert json.loads((pair / "worker.json").read_text())["attempts"] == 2
     assert RunDir(pair).read_record()["resumed"], "the retried task resumed from the step-0 checkpoint"
     assert cut.read_record()["status"] == "complete"
+
+
+def test_a_sweep_whose_driver_died_continues_with_resume(
+        local_ray, protocols: dict[str, Path], tmp_path: Path, tiny_3_full: RunDir) -> None:
+    """The driver, a separate process joined to this module's Ray, is SIGKILLed in the pair's second
+    step; Ray ends its task; `--resume` finishes the pair from its step-0 checkpoint."""
+    import subprocess
+    import sys
+
+    argv = ["sweep", "--protocols", str(protocols["tiny_3"]), "--methods", "uniad", "--seeds", "0",
+            "--out", str(tmp_path), "--no-progress", *[a for o in SLOW_STEPS for a in ("--set", o)]]
+    joined = ["--ray-address", ray.get_runtime_context().gcs_address]
+    driver = subprocess.Popen([sys.executable, "-m", "iufbench.cli", *argv, *joined], env=dict(os.environ),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pair = tmp_path / PAIRS / "tiny_3" / "uniad-seed0"
+    try:
+        _wait_for_step_1(pair, lambda: driver.poll() is None)
+    finally:
+        driver.kill()
+        driver.wait()
+    worker = json.loads((pair / "worker.json").read_text())["pid"]
+    deadline = time.monotonic() + 60
+    while _alive(worker):  # Ray ends the tasks of a job whose driver is gone
+        assert time.monotonic() < deadline, "the dead driver's task kept running"
+        time.sleep(0.2)
+    assert RunDir(tmp_path / "tiny_3").read_record()["status"] == "running"  # nobody said otherwise
+    assert main([*argv, "--resume"]) == 0  # joins this process's Ray
+    resumed = RunDir(tmp_path / "tiny_3")
+    pd.testing.assert_frame_equal(_sorted(resumed.read_matrix()), _sorted(tiny_3_full.read_matrix()),
+                                  check_exact=True)
+    assert resumed.read_record()["status"] == "complete" and RunDir(pair).read_record()["resumed"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_pair_that_fails_on_its_own_is_recorded_and_named_and_the_others_finish(

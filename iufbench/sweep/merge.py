@@ -62,10 +62,10 @@ def merge(p: ProtocolPlan, base: dict[str, Any], running: set[str], failed: dict
             record["steps"][key] = steps
             record["pairs"][key] = {"status": stored["status"], "host": worker.get("host"),
                                     "attempts": worker.get("attempts"),
-                                    "features_extracted": stored["features"]["extracted"]}
+                                    "features_extracted": stored["features"].get("extracted", [])}
         record["finished"] += stored.get("finished", [])
         features["channels"], features["grid"] = stored["features"]["channels"], stored["features"]["grid"]
-        features["extracted"] += stored["features"]["extracted"]
+        features["extracted"] += stored["features"].get("extracted", [])
         features["seconds"] = round(features["seconds"] + stored["features"]["seconds"], 2)
         if (pair.path / "matrix.csv").is_file():
             matrices.append(pair.read_matrix())

@@ -113,7 +113,7 @@ def _auroc(method, kind: int) -> float:
 @pytest.mark.parametrize("name", CAD)
 def test_cad_method_learns_its_base_task_and_keeps_its_statistics_through_the_next(name: str) -> None:
     seed_everything(0)
-    method = _method(name, "train.epochs=4")
+    method = _method(name, "train.epochs=4", "train.lr=1e-4")
     task = _task(0)
     images = task.features.float() / 255
     if name == "cad_panda":

@@ -94,7 +94,7 @@ def test_dne_mixture_is_the_moments_of_all_tasks_and_gives_image_scores_only() -
     from iufbench.methods.classic.dne import embed
 
     z = torch.cat([embed(_task(0, n=20).features), embed(_task(1, n=40).features)]).double()
-    assert torch.allclose(method.mean, z.mean(0), atol=1e-12)  # the mixture mean is the pooled mean
+    assert torch.allclose(method.gaussians.mean, z.mean(0), atol=1e-12)  # the mixture mean is the pooled mean
     scores = method.score(_task(1).features[:3])
     assert scores.maps is None and not METHODS.get("cad_dne").pixel_output
     assert torch.isfinite(scores.image).all()

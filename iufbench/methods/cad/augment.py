@@ -80,14 +80,14 @@ def _jitter(spec: DefectSpec) -> T.Transform | None:
 def cut_paste(image: torch.Tensor, spec: DefectSpec) -> torch.Tensor:
     """CutPaste (normal): one rectangle of the image moved to another place of the same image."""
     patch = _cut(image, cut_size(*image.shape[1:], spec), _jitter(spec))
-    return _paste(image, patch, torch.ones(1, *patch.shape[1:], dtype=torch.bool))
+    return _paste(image, patch, torch.ones(1, *patch.shape[1:], dtype=torch.bool, device=image.device))
 
 
 def scar(image: torch.Tensor, spec: DefectSpec) -> torch.Tensor:
     """CutPaste (scar): a thin rectangle, rotated, pasted through its rotated outline."""
     patch = _cut(image, scar_size(*image.shape[1:], spec), _jitter(spec))
     angle = _uniform(-spec.scar_rotation, spec.scar_rotation)
-    mask = TF.rotate(torch.ones(1, *patch.shape[1:], dtype=torch.uint8), angle, expand=True).bool()
+    mask = TF.rotate(torch.ones(1, *patch.shape[1:], dtype=torch.uint8, device=image.device), angle, expand=True).bool()
     patch = TF.rotate(patch, angle, expand=True)
     h, w = image.shape[1:]
     return _paste(image, patch[:, :h, :w], mask[:, :h, :w])

@@ -11,8 +11,9 @@ plasticity: the AUROC of each step's new objects right after their own step (wha
 learns), averaged over the incremental steps; mean +- std over seeds, per run and method.
 fork: start NEW_RUN_DIR from the base-task checkpoints (step0.pt) of METHOD in RUN_DIR, as NEW_METHOD;
 `iufbench run --resume --run-id <new>` then trains only the incremental steps. Exact for variants
-that differ only in incremental steps (us.*, train.freeze): the base task is the same computation,
-and the engine reseeds every step from (seed, step), so a resumed run draws the same numbers.
+that differ only in incremental steps (train.freeze; us.enabled, project, omega, energy, beta; not
+us.protect, whose statistics are collected at the end of the base task): the base task is the same
+computation, and the engine reseeds every step from (seed, step), so a resumed run draws the same numbers.
 """
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ def movement(run: Path) -> pd.DataFrame:
             moved: dict[str, float] = {}
             size: dict[str, float] = {}
             for name, value in old.items():
-                group = parameter_group(name.removeprefix("uniad."))
+                group = "discriminator" if name.startswith("discriminator.") else parameter_group(
+                    name.removeprefix("uniad."))
                 if name in new and new[name].shape == value.shape and value.is_floating_point():
                     moved[group] = moved.get(group, 0.0) + (new[name] - value).double().pow(2).sum().item()
                     size[group] = size.get(group, 0.0) + value.double().pow(2).sum().item()

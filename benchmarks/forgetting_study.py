@@ -11,8 +11,9 @@ plasticity: the AUROC of each step's new objects right after their own step (wha
 learns), averaged over the incremental steps; mean +- std over seeds, per run and method.
 fork: start NEW_RUN_DIR from the base-task checkpoints (step0.pt) of METHOD in RUN_DIR, as NEW_METHOD;
 `iufbench run --resume --run-id <new>` then trains only the incremental steps. Exact for variants
-that differ only in incremental steps (us.*, train.freeze): the base task is the same computation,
-and the engine reseeds every step from (seed, step), so a resumed run draws the same numbers.
+that differ only in incremental steps (train.freeze; us.enabled, project, omega, energy, beta; not
+us.protect, whose statistics are collected at the end of the base task): the base task is the same
+computation, and the engine reseeds every step from (seed, step), so a resumed run draws the same numbers.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def movement(run: Path) -> pd.DataFrame:
             moved: dict[str, float] = {}
             size: dict[str, float] = {}
             for name, value in old.items():
-                group = parameter_group(name.removeprefix("uniad."))
+                group = "discriminator" if name.startswith("discriminator.") else parameter_group(
+                    name.removeprefix("uniad."))
                 if name in new and new[name].shape == value.shape and value.is_floating_point():
                     moved[group] = moved.get(group, 0.0) + (new[name] - value).double().pow(2).sum().item()
                     size[group] = size.get(group, 0.0) + value.double().pow(2).sum().item()

@@ -252,3 +252,12 @@ def test_unknown_compression_form_fails_before_training(feats) -> None:
         _method("iuf", feats, ["scl.form=papr"])
     with pytest.raises(ConfigError, match="scl.normalise true or false, got .*'yes please'"):
         _method("iuf", feats, ["scl.normalise=yes please"])
+
+
+def test_resuming_with_another_protect_fails_with_a_clear_message(feats) -> None:
+    from iufbench.errors import ConfigError
+
+    method = _method("iuf", feats)
+    method.learn(_task(0, ("fabric",), ("fabric",), feats))
+    with pytest.raises(ConfigError, match="another us.protect"):
+        _method("iuf", feats, ["us.protect=ffn_out"]).load_state_dict(method.state_dict())

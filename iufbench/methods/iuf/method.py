@@ -140,6 +140,9 @@ class IUFMethod(UniADMethod):
         if self.model.discriminator is not None:
             self.model.discriminator.grow(state["classes"])
         self.model.load_state_dict(state["model"])
+        if state["moments"]["moments"] and set(state["moments"]["moments"]) != set(self.moments.guards):
+            raise ConfigError("this checkpoint's updating-strategy statistics belong to another us.protect; "
+                              "resume with the us.protect it was trained with")
         self.moments.load_state_dict(state["moments"])
         for f, buffer in zip(self.refcode_scl, state["scl_buffers"]):  # loaded on the CPU; rows come on the device
             f.buffer = None if buffer is None else buffer.to(self.ctx.device)
@@ -151,5 +154,6 @@ for _name, _help in (
     ("iuf_no_scl", "IUF without the semantic compression loss (Table 2 ablation)"),
     ("iuf_no_us", "IUF without the updating strategy (Table 2 ablation)"),
     ("iuf_refcode", "IUF with every switch at the released reference code's value (minus its crashes)"),
+    ("iuf_tuned", "IUF with the best settings measured so far (docs/methods/iuf.md): US on every parameter, no SCL"),
 ):
     METHODS.register(_name, help=_help)(IUFMethod)

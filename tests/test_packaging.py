@@ -30,5 +30,5 @@ def test_wheel_ships_protocols_and_method_configs(tmp_path: Path) -> None:
     assert {"demo", "mvtec_14_1", "visa_8_1", "deeppcb_6_1"} <= set(out[1].split(","))
     assert out[2] == "[1601, 2899]"
     assert out[3] == "336"  # results/paper/table1.csv shipped as iufbench/builtin/paper
-    assert out[4] == "7 10"  # suites/ as iufbench/builtin/suites, methods/_sets.yaml with the method configs
+    assert out[4] == "7 12"  # suites/ as iufbench/builtin/suites, methods/_sets.yaml with the method configs
     assert out[5] == "['report.html.j2']"  # the HTML report's template ships as package data

@@ -101,6 +101,7 @@ def _present(rows: list[tuple[str, float, str]]) -> list[str]:
 
 
 def list_objects(root: Path) -> list[str]:
+    """The cell types under `root` (a folder with labels.csv and images/)."""
     return _present(_labels(Path(root)))
 
 

@@ -20,7 +20,7 @@ from iufbench.report.runs import load_run
 from iufbench.report.styles import method_styles
 from iufbench.report.traits import DEFAULT_FAMILY, record_traits
 
-NEW = ["cad_cutpaste", "cad_panda", "someone_elses"]  # not in this registry: the default family
+NEW = ["future_method", "someone_elses"]  # not in this registry: the default family
 TASKS = [["a", "b"], ["c"], ["d"]]
 
 
@@ -66,7 +66,8 @@ def test_no_two_methods_share_colour_and_line_style(many: Path) -> None:
     assert len({next(iter(c)) for c in by_family.values()}) == len(by_family)  # and each its own
     assert styles["joint"].old_data and styles["uniad_replay"].old_data and not styles["uniad"].old_data
     assert styles["joint"].plot_kwargs()["markerfacecolor"] == "white"  # every old-data method: hollow
-    assert styles["cad_cutpaste"].family == DEFAULT_FAMILY
+    assert styles["someone_elses"].family == DEFAULT_FAMILY
+    assert styles["cad_cutpaste"].family == styles["cad_dne"].family  # from its YAML
 
 
 def test_curves_facet_per_family_with_every_method_once(many: Path) -> None:
@@ -82,10 +83,10 @@ def test_curves_facet_per_family_with_every_method_once(many: Path) -> None:
 
 
 def test_old_records_take_traits_from_the_installed_code(tmp_path: Path) -> None:
-    run = load_run(synthetic_run(tmp_path, ["uniad", "joint", "iuf", "cad_panda"], traits=False))
+    run = load_run(synthetic_run(tmp_path, ["uniad", "joint", "iuf", "someone_elses"], traits=False))
     traits = record_traits(run.record, run.methods)
     assert traits["joint"].uses_old_data and traits["iuf"].family != traits["uniad"].family
-    assert traits["cad_panda"].family == DEFAULT_FAMILY
+    assert traits["someone_elses"].family == DEFAULT_FAMILY  # a method the installed code lacks
 
 
 def test_plot_draws_loss_curves_and_filters_methods(many: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from conftest import TINY_OVERRIDES
 from iufbench.cli import main
 from iufbench.engine import RunOptions, run
 from iufbench.protocols import load_protocol
+from iufbench.report.check import cpu_kernels
 from iufbench.report.runs import load_run
 from iufbench.report.tables import aggregate, paper_numbers, report, run_scores
 
@@ -145,6 +146,29 @@ def test_check_passes_unchanged_and_fails_lowered_scores(run_dir: Path, tmp_path
     matrix.loc[target, "value"] += 0.03  # higher than the reference: an improvement passes
     matrix.to_csv(lowered / "matrix.csv", index=False)
     assert main(["check", str(lowered), "--against", str(ref)]) == 0
+
+
+def test_check_against_another_cpus_reference_compares_summaries_only(run_dir: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    ref = tmp_path / "ref.json"
+    assert main(["check", str(run_dir), "--against", str(ref), "--update"]) == 0
+    data = json.loads(ref.read_text())
+    assert data["cpu"] == cpu_kernels()
+    cell = "cell/uniad/0/1/fabric/pixel_auroc"
+    data["scores"][cell] += 0.05  # the run is 5 points below this cell: a cell regression on this CPU
+    ref.write_text(json.dumps(data))
+    assert main(["check", str(run_dir), "--against", str(ref)]) == 1
+    capsys.readouterr()
+    data["cpu"] = "GenuineIntel avx512"  # written elsewhere: cells are not comparable, summaries are
+    ref.write_text(json.dumps(data))
+    assert main(["check", str(run_dir), "--against", str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert "another CPU" in out and "OK" in out and cell not in out
+    summary = next(k for k in data["scores"] if k.startswith("summary/uniad/0/image_auroc/paper_acc"))
+    data["scores"][summary] += 0.04  # 4 points: beyond the cross-CPU tolerance
+    ref.write_text(json.dumps(data))
+    assert main(["check", str(run_dir), "--against", str(ref)]) == 1
+    assert summary in capsys.readouterr().out
 
 
 def test_report_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

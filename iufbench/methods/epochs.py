@@ -53,3 +53,11 @@ def run_epochs(task: TrainTask, n: int, epochs: int, batch_size: int,
             means = {name: v / counts[name] for name, v in zip(sums, values[1:])}
             ctx.on_epoch(task.step, epoch, epochs, {"loss": epoch_loss, **means})
     return epoch_loss
+
+
+def descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """One plain gradient step on `loss`; returns it detached, as `run_epochs`' step must."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()

@@ -29,7 +29,7 @@ from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainT
 from iufbench.methods.cad.augment import DefectSpec, synthetic_defects
 from iufbench.methods.cad.torch_model import Encoder
 from iufbench.methods.classic.dne import TaskGaussians
-from iufbench.methods.epochs import run_epochs
+from iufbench.methods.epochs import descend, run_epochs
 
 DENSITIES = ("tasks", "last")
 EMBED_BATCH = 64  # images per no-grad forward when embedding a task's training images
@@ -80,11 +80,7 @@ class CadSelfSupervised(Method):
         self.model.train()
 
         def step(idx: torch.Tensor) -> torch.Tensor:
-            loss = self.loss(images[idx].float().div_(255.0))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.detach()
+            return descend(self.loss(images[idx].float().div_(255.0)), optimizer)
 
         loss = run_epochs(task, len(images), epochs, int(train["batch_size"][task.step]), step, scheduler,
                           self.ctx, "lower train.lr")

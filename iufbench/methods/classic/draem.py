@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from iufbench.methods.base import METHODS, Method, MethodContext, Scores, TrainTask
-from iufbench.methods.epochs import run_epochs
+from iufbench.methods.epochs import descend, run_epochs
 
 
 @METHODS.register("draem", help="DRAEM (anomalib), trained on images, fine-tuned on each step's new objects")
@@ -44,11 +44,7 @@ class Draem(Method):
             clean = images[idx].float().div_(255.0)
             augmented, mask = self.augmenter(clean)
             reconstruction, prediction = self.model(augmented)
-            loss = self.criterion(clean, reconstruction, mask, prediction)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.detach()
+            return descend(self.criterion(clean, reconstruction, mask, prediction), optimizer)
 
         loss = run_epochs(task, len(images), epochs, int(train["batch_size"][task.step]), step, scheduler,
                           self.ctx, "lower train.lr or check the images")

@@ -304,7 +304,8 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from iufbench.report.check import compare, format_result, other_cpu, read_reference, write_reference  # noqa: PLC0415
+    from iufbench.report.check import (compare, format_result, other_cpu, read_reference,  # noqa: PLC0415
+                                       tolerance_for, write_reference)
     from iufbench.report.runs import load_run  # noqa: PLC0415
 
     run = load_run(args.run)
@@ -314,7 +315,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     reference = read_reference(args.against)
     result = compare(run, reference, args.tolerance)
-    print(format_result(result, args.tolerance, reference["protocol_hash"] != run.record["protocol"]["hash"],
+    print(format_result(result, tolerance_for(reference, args.tolerance),
+                        reference["protocol_hash"] != run.record["protocol"]["hash"],
                         reference.get("cpu") if other_cpu(reference) else None))
     return 1 if (result["status"] != "ok").any() else 0
 

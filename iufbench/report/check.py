@@ -84,6 +84,11 @@ def other_cpu(reference: dict[str, Any]) -> bool:
     return reference.get("cpu", cpu_kernels()) != cpu_kernels()
 
 
+def tolerance_for(reference: dict[str, Any], tolerance: float) -> float:
+    """The tolerance a check against this reference uses: at least `CROSS_CPU_TOLERANCE` from another CPU."""
+    return max(tolerance, CROSS_CPU_TOLERANCE) if other_cpu(reference) else tolerance
+
+
 def compare(run: Run, reference: dict[str, Any], tolerance: float) -> pd.DataFrame:
     """One row per reference score: reference, run value, change (points, + = better), status. Against
     a reference from another CPU (`other_cpu`): the summaries only, at `CROSS_CPU_TOLERANCE` or more."""
@@ -93,7 +98,7 @@ def compare(run: Run, reference: dict[str, Any], tolerance: float) -> pd.DataFra
     scores = reference["scores"]
     if other_cpu(reference):
         scores = {k: v for k, v in scores.items() if k.startswith("summary/")}
-        tolerance = max(tolerance, CROSS_CPU_TOLERANCE)
+    tolerance = tolerance_for(reference, tolerance)
     rows = []
     for key, ref in scores.items():
         value = current.get(key)
@@ -118,7 +123,6 @@ def format_result(result: pd.DataFrame, tolerance: float, protocol_changed: bool
     moved = result[(result["status"] == "ok") & (result["change"].abs() > 1e-9)]
     lines = []
     if reference_cpu is not None:
-        tolerance = max(tolerance, CROSS_CPU_TOLERANCE)
         lines.append(f"note: the reference was written on another CPU ({reference_cpu}; this one: {cpu_kernels()}), "
                      "whose kernels train to other numbers: only the summaries are compared. Write a reference "
                      "on this CPU (scripts/check_scores.sh --update on a trusted commit) for the cell-by-cell check")

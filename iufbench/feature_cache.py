@@ -12,21 +12,20 @@ written to a temporary name and renamed, so a killed extraction leaves no half-w
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from iufbench.backbones import PYPI_WEIGHTS, cache_dir
 from iufbench.data.types import ObjectData
 from iufbench.features import BackboneSpec
+from iufbench.locking import build_once
 
 FORMAT = 1  # bump when an entry's layout changes: old entries then miss instead of loading wrongly
 _CHUNK = 1 << 20
@@ -106,34 +105,15 @@ class FeatureCache:
             wait: bool) -> tuple[dict[str, Any], bool] | None:
         """(entry, True if this call extracted it). Another process extracting the same key: wait for
         it when `wait`, else return None so the caller can do other objects first."""
-        entry = self.load(key)
-        if entry is not None:
-            return entry, False
-        with self._locked(key, wait) as held:
-            if not held:
-                return None
-            entry = self.load(key)  # written while we waited for the lock
-            if entry is not None:
-                return entry, False
+
+        def extract() -> dict[str, Any]:
             started = dt.datetime.now()
             entry = compute()
             self._save(key, entry, {**describe, "created": started.isoformat(timespec="seconds"),
                                     "seconds": round((dt.datetime.now() - started).total_seconds(), 2)})
-            return entry, True
+            return entry
 
-    @contextmanager
-    def _locked(self, key: str, wait: bool) -> Iterator[bool]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self._path(key, ".lock"), "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return build_once(self._path(key, ".lock"), lambda: self.load(key), extract, wait)
 
     def _save(self, key: str, entry: dict[str, Any], describe: dict[str, Any]) -> None:
         for suffix, write in ((".pt", lambda tmp: torch.save(entry, tmp)),

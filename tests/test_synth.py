@@ -19,6 +19,7 @@ from iufbench.data.synth import (
     generate,
     manifest,
     render_sample,
+    writer,
 )
 from iufbench.errors import ConfigError, DataError
 
@@ -47,8 +48,8 @@ def test_same_spec_gives_identical_bytes(small: Path, tmp_path: Path) -> None:
 
 def test_parallel_generation_gives_the_serial_bytes(small: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(synth, "PARALLEL_MIN_IMAGES", 0)
-    monkeypatch.setattr(synth.os, "cpu_count", lambda: 2)  # two worker processes even on one core
+    monkeypatch.setattr(writer, "PARALLEL_MIN_IMAGES", 0)
+    monkeypatch.setattr(writer.os, "cpu_count", lambda: 2)  # two worker processes even on one core
     assert _files(generate(tmp_path / "parallel", SMALL)) == _files(small)
 
 

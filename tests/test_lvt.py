@@ -139,7 +139,7 @@ def test_state_dict_round_trip_gives_identical_scores_and_penalty() -> None:
     torch.save(method.state_dict(), buffer)
     buffer.seek(0)
     restored = _method(seed=5)  # other initial weights, no importance yet
-    restored.load_state_dict(torch.load(buffer, weights_only=False))
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
     x = _task(2, seed=2).features
     a, b = method.score(x), restored.score(x)
     torch.testing.assert_close(a.image, b.image, rtol=0, atol=0)

@@ -179,7 +179,7 @@ class RunDir:
         try:
             payload = torch.load(found[-1], map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            what = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+            what = re.search(r"GLOBAL (\S+)", str(exc))  # the class or function torch refused
             raise CheckpointError(
                 f"checkpoint {found[-1]} holds a Python object ({what.group(1) if what else 'not a tensor'}), "
                 "not only tensors and plain data, so --resume will not load it (loading it could run code); "

@@ -46,8 +46,7 @@ def _move(params, scale: float = 0.01) -> None:
             p.add_(scale * torch.randn_like(p))
 
 
-def test_is_registered_and_part_of_all() -> None:
-    assert "uniad_lvt" in METHODS.names() and METHODS.get("uniad_lvt") is LVTUniAD
+def test_uses_no_old_data() -> None:
     assert not LVTUniAD.uses_old_data()
 
 

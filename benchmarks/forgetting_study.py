@@ -28,7 +28,7 @@ from iufbench.methods.uniad.method import parameter_group
 
 def _steps(folder: Path) -> list[dict[str, torch.Tensor]]:
     paths = sorted(folder.glob("step*.pt"), key=lambda p: int(p.stem[4:]))
-    return [torch.load(p, map_location="cpu", weights_only=False)["state"]["model"] for p in paths]
+    return [torch.load(p, map_location="cpu", weights_only=True)["state"]["model"] for p in paths]
 
 
 def movement(run: Path) -> pd.DataFrame:
@@ -67,7 +67,7 @@ def plasticity(run: Path) -> pd.DataFrame:
 
 def fork(run: Path, method: str, new_run: Path, new_method: str) -> None:
     for path in sorted((run / "checkpoints" / method).glob("seed*/step0.pt")):
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
         payload["rows"] = [{**row, "method": new_method} for row in payload["rows"]]
         target = new_run / "checkpoints" / new_method / path.parent.name / "step0.pt"
         target.parent.mkdir(parents=True, exist_ok=True)

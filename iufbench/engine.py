@@ -167,6 +167,8 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
             f"run {run_dir.path} was started with another configuration ({changed} differ); resume with "
             "the same arguments or use a new --run-id"
         )
+    if stored is not None:
+        run_dir.check_checkpoints(opts.methods, opts.seeds)
     extractor = FeatureExtractor(protocol.backbone)
     _build_each_method_once(configs, extractor.output_shape(protocol.image_size), protocol, device, precision, opts)
     t0 = time.perf_counter()

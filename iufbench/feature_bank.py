@@ -82,7 +82,8 @@ class FeatureBank(dict[str, ObjectFeatures]):
                 if keep_pixels and not decoded:
                     decoded.update(_decode(data, image_size))
                 found[name] = ObjectFeatures(
-                    train=entry["train"], test=entry["test"], masks=entry["masks"],
+                    train=entry["train"], test=entry["test"],
+                    masks=None if entry["masks"] is None else entry["masks"].numpy(),
                     labels=np.array([item.label for item in data.test], dtype=np.int64),
                     test_images=[str(item.path) for item in data.test],
                     train_pixels=_nchw(decoded["train"]) if keep_pixels else None,
@@ -109,12 +110,14 @@ def _decode(data: ObjectData, image_size: tuple[int, int]) -> dict[str, np.ndarr
 
 
 def _extract(data: ObjectData, extractor: FeatureExtractor, image_size: tuple[int, int], device: torch.device,
-             decoded: dict[str, np.ndarray | None]) -> dict[str, torch.Tensor | np.ndarray | None]:
-    """A cache entry: the features of every train and test image, and the test masks. Keeps the
-    decoded images in `decoded` so pixel-reading methods need no second decode."""
+             decoded: dict[str, np.ndarray | None]) -> dict[str, torch.Tensor | None]:
+    """A cache entry, tensors only (the cache loads it with `weights_only=True`): the features of
+    every train and test image, and the test masks. Keeps the decoded images in `decoded` so
+    pixel-reading methods need no second decode."""
     decoded.update(_decode(data, image_size))
+    masks = decoded["masks"]
     return {"train": extractor.extract(decoded["train"], device), "test": extractor.extract(decoded["test"], device),
-            "masks": decoded["masks"]}
+            "masks": None if masks is None else torch.from_numpy(masks)}
 
 
 def _nchw(images: np.ndarray) -> torch.Tensor:

@@ -27,7 +27,7 @@ from iufbench.data.types import ObjectData
 from iufbench.features import BackboneSpec
 from iufbench.locking import build_once
 
-FORMAT = 1  # bump when an entry's layout changes: old entries then miss instead of loading wrongly
+FORMAT = 2  # bump when an entry's layout changes: old entries then miss instead of loading wrongly (2: masks as a tensor)
 _CHUNK = 1 << 20
 
 
@@ -85,7 +85,7 @@ def entry_key(data: ObjectData, image_size: tuple[int, int], spec: BackboneSpec,
 
 
 class FeatureCache:
-    """Entries `<key>.pt` (tensors), `<key>.json` (what they are, for `iufbench cache list`), `<key>.lock`."""
+    """Entries `<key>.pt` (tensors only), `<key>.json` (what they are, for `iufbench cache list`), `<key>.lock`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -98,8 +98,10 @@ class FeatureCache:
         return self.root / f"{key}{suffix}"
 
     def load(self, key: str) -> dict[str, Any] | None:
+        """An entry holds tensors only and is read with `weights_only=True`: a cache folder may be
+        shared by many machines, and reading one must not run code."""
         path = self._path(key, ".pt")
-        return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
     def get(self, key: str, compute: Callable[[], dict[str, Any]], describe: dict[str, Any],
             wait: bool) -> tuple[dict[str, Any], bool] | None:

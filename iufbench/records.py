@@ -11,7 +11,8 @@ results/<run-id>/
   tensorboard/<method>-seed<k>/   the same curves as TensorBoard event files (only with --tensorboard)
   maps/<method>-seed<k>.npz   a fixed sample of old objects' test images, masks and anomaly maps
                               after the last step (the qualitative figure)
-  checkpoints/<method>/seed<k>/step<k>.pt   method state + the rows so far, for --resume
+  checkpoints/<method>/seed<k>/step<k>.pt   method state + the rows so far, for --resume: tensors and
+                  plain data only, read with torch.load(weights_only=True)
 
 Every file is written to a temporary name and renamed, so an interrupted run never leaves a
 half-written file behind.
@@ -21,7 +22,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -32,8 +35,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from iufbench.errors import IufbenchError
+
 MATRIX_COLUMNS = ["method", "seed", "step", "object", "metric", "value"]
 LOSS_COLUMNS = ["method", "seed", "step", "epoch", "loss"]  # then one column per loss term
+
+
+class CheckpointError(IufbenchError):
+    """A checkpoint --resume cannot load safely."""
 
 
 def pair_key(method: str, seed: int) -> str:
@@ -161,8 +170,26 @@ class RunDir:
                     old.unlink()
 
     def last_checkpoint(self, method: str, seed: int) -> tuple[int, dict[str, Any]] | None:
-        """(step, payload) of the last finished step of one method and seed, if any."""
+        """(step, payload) of the last finished step of one method and seed, if any. A checkpoint is
+        tensors and plain data only: one holding any other object is refused, never unpickled, since
+        unpickling an object from a shared run directory can run code."""
         found = sorted(self.checkpoint_dir(method, seed).glob("step*.pt"), key=lambda p: int(p.stem[4:]))
         if not found:
             return None
-        return int(found[-1].stem[4:]), torch.load(found[-1], map_location="cpu", weights_only=False)
+        try:
+            payload = torch.load(found[-1], map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            what = re.search(r"GLOBAL (\S+)", str(exc))  # the class or function torch refused
+            raise CheckpointError(
+                f"checkpoint {found[-1]} holds a Python object ({what.group(1) if what else 'not a tensor'}), "
+                "not only tensors and plain data, so --resume will not load it (loading it could run code); "
+                f"delete {found[-1].parent} to retrain {method} seed {seed} from its first step, or run "
+                "without --resume under another --run-id") from None
+        return int(found[-1].stem[4:]), payload
+
+    def check_checkpoints(self, methods: list[str], seeds: list[int]) -> None:
+        """Load every pair's last checkpoint once, so a resume that would refuse one fails before it
+        writes anything."""
+        for method in methods:
+            for seed in seeds:
+                self.last_checkpoint(method, seed)

@@ -152,14 +152,10 @@ def test_density_last_keeps_only_the_newest_tasks_gaussian_as_cads_code_does() -
     assert torch.allclose(method.gaussians.mean, newest)
 
 
-def test_cad_state_round_trips_and_bad_settings_are_refused() -> None:
+def test_cad_state_holds_the_backbone_and_bad_settings_are_refused() -> None:
     seed_everything(0)
     method = _method("cad_cutpaste", "train.epochs=1")
     method.learn(_task(0))
-    test = _object(0, 4, True, 5)
-    other = _method("cad_cutpaste", "train.epochs=1")
-    other.load_state_dict(method.state_dict())
-    assert torch.equal(other.score(test).image, method.score(test).image)
     assert method.state_bytes() > sum(p.numel() * 4 for p in method.model.parameters())
     with pytest.raises(ConfigError, match="cad.density"):
         _method("cad_panda", "cad.density=all")

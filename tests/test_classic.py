@@ -76,13 +76,9 @@ def test_patchcore_scores_far_features_higher_and_maps_come_at_image_size() -> N
     assert (scores.image[3:] > scores.image[:3].max()).all()
 
 
-def test_padim_channels_follow_the_seed_and_a_state_round_trip_scores_identically() -> None:
+def test_padim_channels_follow_the_seed_and_their_number_is_checked() -> None:
     a, b = _method("padim", "padim.n_features=8"), _method("padim", "padim.n_features=8")
     assert torch.equal(a.model.idx, b.model.idx) and len(a.model.idx.unique()) == 8
-    a.learn(_task(0, n=24))
-    b.load_state_dict(a.state_dict())
-    probe = _task(1).features[:4]
-    assert torch.equal(a.score(probe).image, b.score(probe).image)
     with pytest.raises(ConfigError, match="n_features"):
         _method("padim", "padim.n_features=17")
 

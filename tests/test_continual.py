@@ -58,27 +58,58 @@ def test_importance_is_nonnegative_and_not_zero_and_the_penalty_anchors(name: st
     assert method.penalty().item() > 0
 
 
+def _saved_params(node) -> list[dict]:
+    """The ParamData entries (anchors, importances, SI's sums) of a plugin's saved state."""
+    if isinstance(node, dict):
+        return [node] if "param_data" in node else [p for v in node.values() for p in _saved_params(v)]
+    return [p for v in node for p in _saved_params(v)] if isinstance(node, list) else []
+
+
+def _round_trip(state: dict, path: Path) -> dict:
+    torch.save(state, path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 @pytest.mark.parametrize("name", ["uniad_ewc", "uniad_mas"])
 def test_a_checkpoint_saved_on_a_gpu_resumes_on_this_runs_device(name: str, tmp_path: Path) -> None:
     """A checkpoint loads with map_location="cpu": EWC's and MAS's anchors land on the CPU while
-    their ParamData still say cuda, so a CUDA resume subtracted CPU anchors from CUDA weights. The
-    GPU checkpoint is simulated by marking every ParamData as saved from cuda."""
-    from iufbench.methods.continual.avalanche_bridge import param_data
+    they still name the device they were saved from, so a resume must put them on this run's device.
+    The GPU checkpoint is simulated by marking every saved anchor as saved from cuda."""
+    from iufbench.methods.continual.avalanche_bridge import plugin_state
 
     method = _method(name)
     method.learn(_task(0))
-    held = param_data(method.plugin)
+    state = method.state_dict()
+    held = _saved_params(state["plugin"])
     assert held
     for param in held:
-        param.device = torch.device("cuda")
-    torch.save(method.state_dict(), tmp_path / "step0.pt")
+        param["device"] = "cuda:0"
     resumed = _method(name)
-    resumed.load_state_dict(torch.load(tmp_path / "step0.pt", map_location="cpu", weights_only=False))
-    assert {(p.device.type, p.data.device.type) for p in param_data(resumed.plugin)} == {("cpu", "cpu")}
+    resumed.load_state_dict(_round_trip(state, tmp_path / "step0.pt"))
+    assert {p["device"] for p in _saved_params(plugin_state(resumed.plugin))} == {"cpu"}
+    assert {p["data"].device.type for p in _saved_params(plugin_state(resumed.plugin))} == {"cpu"}
     step = _task(1)
     resumed.before_task(step)
     resumed.make_optimizer(step)
     assert resumed.penalty().item() == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["uniad_ewc", "uniad_si", "uniad_mas"])
+def test_a_resumed_plugin_trains_the_next_task_exactly_as_the_original(name: str, tmp_path: Path) -> None:
+    """The plugin's state is saved as tensors (loadable with weights_only=True) and rebuilt into a
+    fresh plugin: the next task then trains to the same weights, bit for bit."""
+    method = _method(name)
+    method.learn(_task(0))
+    resumed = _method(name)
+    resumed.load_state_dict(_round_trip(method.state_dict(), tmp_path / "step0.pt"))
+    for m in (method, resumed):
+        torch.manual_seed(1)
+        m.learn(_task(1, seed=1))
+    for key, value in method.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    first, second = (_saved_params(m.state_dict()["plugin"]) for m in (method, resumed))
+    assert [p["param_data"] for p in first] == [p["param_data"] for p in second]
+    assert all(torch.equal(a["data"], b["data"]) for a, b in zip(first, second))
 
 
 def test_unpatched_avalanche_si_is_a_silent_no_op_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ Two defects of avalanche 0.6.0 are fixed in `CopyingSI` (tests/test_continual.py
 from __future__ import annotations
 
 import warnings
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,27 +59,57 @@ class StrategyView(SimpleNamespace):
         self.train_mb_size = batch_size
 
 
-def param_data(plugin: Any) -> list[ParamData]:
-    """Every ParamData (anchor weights, importances, snapshots) a plugin holds, however nested."""
-    found, stack = [], list(vars(plugin).values())
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ParamData):
-            found.append(node)
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-    return found
+# What each plugin learns while it trains (anchors, importances, SI's running sums); the rest of a
+# plugin (strengths, modes) comes from the method's config when it is built.
+LEARNED: dict[type, tuple[str, ...]] = {EWCPlugin: ("saved_params", "importances"),
+                                        MASPlugin: ("params", "importance"),
+                                        SynapticIntelligencePlugin: ("ewc_data", "syn_data")}
+PARAM = "param_data"  # marks a ParamData written as plain data: {PARAM: name, "device": ..., "data": tensor}
 
 
-def plugin_to_device(plugin: Any, device: torch.device) -> None:
-    """After `torch.load(map_location="cpu")` a plugin's anchors and importances sit on the CPU while
-    each ParamData still names the device it was saved from. Data kept on a GPU (EWC, MAS) goes to
-    this run's device; data the plugin keeps on the CPU by design (SI's snapshots) stays there."""
-    for param in param_data(plugin):
-        param.device = device if param.device.type != "cpu" else torch.device("cpu")
-        param.data = param.data.to(param.device)
+def _learned(plugin: Any) -> tuple[str, ...]:
+    return next(names for cls, names in LEARNED.items() if isinstance(plugin, cls))
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, ParamData):
+        return {PARAM: node.name, "device": str(node.device), "data": node.data}
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node
+
+
+def plugin_state(plugin: Any) -> dict[str, Any]:
+    """A plugin's learned state as tensors and plain data (a checkpoint loads it with
+    `weights_only=True`, and it does not depend on avalanche's class layout)."""
+    return {name: _plain(getattr(plugin, name)) for name in _learned(plugin)}
+
+
+def _rebuilt(node: Any, device: torch.device) -> Any:
+    if isinstance(node, dict) and PARAM in node:
+        # data kept on a GPU (EWC, MAS) goes to this run's device; data the plugin keeps on the CPU by
+        # design (SI's snapshots) stays there
+        where = device if torch.device(node["device"]).type != "cpu" else torch.device("cpu")
+        return ParamData(node[PARAM], init_tensor=node["data"].to(where), device=where)
+    if isinstance(node, dict):
+        return {k: _rebuilt(v, device) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebuilt(v, device) for v in node]
+    return node
+
+
+def load_plugin_state(plugin: Any, state: dict[str, Any], device: torch.device) -> None:
+    """The inverse of `plugin_state` on a freshly built plugin: each attribute keeps its container
+    type (EWC's defaultdicts, SI's tuple)."""
+    for name in _learned(plugin):
+        fresh, value = getattr(plugin, name), _rebuilt(state[name], device)
+        if isinstance(fresh, defaultdict):
+            value = defaultdict(fresh.default_factory, value)
+        elif isinstance(fresh, tuple):
+            value = tuple(value)
+        setattr(plugin, name, value)
 
 
 def _copy_weights(model: nn.Module, target: dict[str, Any], excluded: set[str]) -> None:

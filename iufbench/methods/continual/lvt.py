@@ -66,12 +66,12 @@ class LVTUniAD(UniADMethod):
             total = total + (self.importance[name] * (self.params[name].float() - anchor).pow(2)).sum()
         return total
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        mse = F.mse_loss(self.forward_train(features).float(), features)
+    def add_penalty(self, loss: torch.Tensor, features: torch.Tensor,
+                    rec: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not self.anchor:
-            return mse, {"mse": mse.detach()}
+            return loss, {}
         penalty = self.penalty()
-        return mse + self.strength * penalty, {"mse": mse.detach(), "penalty": penalty.detach()}
+        return loss + self.strength * penalty, {"penalty": penalty.detach()}
 
     def task_importance(self, task: TrainTask) -> dict[str, torch.Tensor]:
         """Mean over the task's batches of |d MSE / d theta| at the final weights, eval mode (the
@@ -104,10 +104,10 @@ class LVTUniAD(UniADMethod):
         return {**super().learn(task), "grad_scale": self.grad_scale}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "importance": self.importance, "anchor": self.anchor}
+        return {**super().state_dict(), "importance": self.importance, "anchor": self.anchor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        super().load_state_dict(state)
         device = self.ctx.device
         self.importance = {n: v.to(device) for n, v in state["importance"].items()}
         self.anchor = {n: v.to(device) for n, v in state["anchor"].items()}

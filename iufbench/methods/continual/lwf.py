@@ -24,15 +24,14 @@ class LwFUniAD(UniADMethod):
         if task.step > 0:
             self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        rec = self.forward_train(features).float()
-        mse = F.mse_loss(rec, features)
+    def add_penalty(self, loss: torch.Tensor, features: torch.Tensor,
+                    rec: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.teacher is None:
-            return mse, {"mse": mse.detach()}
+            return loss, {}
         with torch.no_grad():
             target = self.teacher(features).float()
         distill = F.mse_loss(rec, target)
-        return mse + self.config["lwf"]["lambda"] * distill, {"mse": mse.detach(), "distill": distill.detach()}
+        return loss + self.config["lwf"]["lambda"] * distill, {"distill": distill.detach()}
 
     def after_task(self, task: TrainTask) -> None:
         self.teacher = None  # rebuilt from the new weights at the next step; not part of the state

@@ -1,16 +1,15 @@
 """UniAD + EWC / SI / MAS (the paper's Table 1 baselines) through avalanche-lib's plugins.
 
 The training loop, model and scoring are UniAD's; a plugin adds its penalty to the loss before
-the backward pass and computes its importances after each task (see `avalanche_bridge`). The
-plugin object, with its importances and anchor weights, is part of the method's state, so
-checkpoints, resume and `state_bytes` include it.
+the backward pass (the `add_penalty` hook) and computes its importances after each task (see
+`avalanche_bridge`). The plugin's importances and anchor weights, as tensors, are part of the
+method's state, so checkpoints, resume and `state_bytes` include them.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from iufbench.errors import ConfigError
 from iufbench.methods.base import METHODS, MethodContext, TrainTask
@@ -49,13 +48,15 @@ class RegularizedUniAD(UniADMethod):
         self.plugin.before_training_exp(self.view)
         return optimizer
 
-    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def add_penalty(self, loss: torch.Tensor, features: torch.Tensor,
+                    rec: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # before the update, as in avalanche's loop (SI snapshots the weights; the forward pass
+        # that made `loss` has not changed them)
         self.plugin.before_training_iteration(self.view)
-        mse = F.mse_loss(self.forward_train(features).float(), features)
-        self.view.loss = mse.clone()  # the plugins add their penalty in place
+        self.view.loss = loss.clone()  # the plugins add their penalty in place
         self.plugin.before_backward(self.view)
-        penalty = self.view.loss - mse
-        return self.view.loss, {"mse": mse.detach(), "penalty": penalty.detach()}
+        penalty = self.view.loss - loss
+        return self.view.loss, {"penalty": penalty.detach()}
 
     def after_update(self) -> None:
         self.plugin.after_training_iteration(self.view)
@@ -71,14 +72,15 @@ class RegularizedUniAD(UniADMethod):
         return self.view.loss - 1.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "plugin": self.plugin}
+        from iufbench.methods.continual.avalanche_bridge import plugin_state  # noqa: PLC0415
+
+        return {**super().state_dict(), "plugin": plugin_state(self.plugin)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from iufbench.methods.continual.avalanche_bridge import plugin_to_device  # noqa: PLC0415
+        from iufbench.methods.continual.avalanche_bridge import load_plugin_state  # noqa: PLC0415
 
-        self.model.load_state_dict(state["model"])
-        self.plugin = state["plugin"]
-        plugin_to_device(self.plugin, self.ctx.device)
+        super().load_state_dict(state)
+        load_plugin_state(self.plugin, state["plugin"], self.ctx.device)
 
 
 for _name, _help in (

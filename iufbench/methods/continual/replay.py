@@ -64,8 +64,8 @@ class ReplayUniAD(UniADMethod):
         return {**logs, "buffer": float(len(self.buffer))}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "buffer": self.buffer.items, "labels": self.buffer.labels}
+        return {**super().state_dict(), "buffer": self.buffer.items, "labels": self.buffer.labels}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        super().load_state_dict(state)
         self.buffer.items, self.buffer.labels = dict(state["buffer"]), dict(state["labels"])

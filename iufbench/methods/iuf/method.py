@@ -133,13 +133,13 @@ class IUFMethod(UniADMethod):
 
     def state_dict(self) -> dict[str, Any]:
         classes = self.model.discriminator.num_classes if self.model.discriminator is not None else 0
-        return {"model": self.model.state_dict(), "moments": self.moments.state_dict(), "classes": classes,
+        return {**super().state_dict(), "moments": self.moments.state_dict(), "classes": classes,
                 "scl_buffers": [f.buffer for f in self.refcode_scl]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.model.discriminator is not None:
-            self.model.discriminator.grow(state["classes"])
-        self.model.load_state_dict(state["model"])
+            self.model.discriminator.grow(state["classes"])  # the head's rows before the weights that fill them
+        super().load_state_dict(state)
         if state["moments"]["moments"] and set(state["moments"]["moments"]) != set(self.moments.guards):
             raise ConfigError("this checkpoint's updating-strategy statistics belong to another us.protect; "
                               "resume with the us.protect it was trained with")

@@ -2,7 +2,9 @@
 on everything seen so far (the upper bound, and the only way a method here sees old data).
 
 Subclasses (IUF, regularised baselines) change the loss or the update through the small hooks
-`loss`, `before_task`, `after_update` and `after_task`, and keep the loop, scoring and checkpoints.
+`add_penalty` (a term on top of the reconstruction MSE), `loss` (IUF's own objective), `before_task`,
+`after_update` and `after_task`, keep the loop and scoring, and extend the checkpoint state through
+`super().state_dict()` / `super().load_state_dict()`.
 """
 from __future__ import annotations
 
@@ -107,9 +109,16 @@ class UniADMethod(Method):
 
     def loss(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its detached parts; parts stay tensors so no step waits for the GPU."""
-        rec = self.forward_train(features)
-        mse = F.mse_loss(rec.float(), features)
-        return mse, {"mse": mse.detach()}
+        rec = self.forward_train(features).float()
+        mse = F.mse_loss(rec, features)
+        total, parts = self.add_penalty(mse, features, rec)
+        return total, {"mse": mse.detach(), **parts}
+
+    def add_penalty(self, loss: torch.Tensor, features: torch.Tensor,
+                    rec: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`loss` (the reconstruction MSE of `rec`, float32, against `features`) with a regulariser's
+        term added, and that term's detached parts for losses.csv; plain UniAD adds nothing."""
+        return loss, {}
 
     def before_update(self) -> None:
         """Called right before every optimiser step (gradients are ready)."""

@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED_DATA, TINY_OVERRIDES
 from iufbench.engine import RunOptions, run
 from iufbench.protocols import load_protocol
-from iufbench.report.summary import summarise_matrix
+from iufbench.metrics import summarise_matrix
 
 
 @pytest.mark.slow

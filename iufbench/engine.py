@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from iufbench.checkpoints import last_checkpoint, save_checkpoint
 from iufbench.config import method_family, overrides_for, resolve_method_config
 from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
 from iufbench.feature_cache import FeatureCache
 from iufbench.features import FeatureExtractor
-from iufbench.checkpoints import last_checkpoint, save_checkpoint
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
 from iufbench.metrics import object_metrics, summarise_matrix
 from iufbench.protocols import Protocol, resolve_objects

@@ -148,19 +148,19 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunRecord:
-        """Any record.json ever written; a record without `schema` gets the traits its methods had
-        then (`LEGACY_TRAITS`) where it holds none. Keys this layout does not know are ignored."""
+        """Any record.json ever written, in the current layout: a record without `schema` gets the
+        traits its methods had then (`LEGACY_TRAITS`) where it holds none. Keys this layout does not
+        know are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in raw.items() if k in known}
         data["protocol"] = ProtocolInfo(**raw["protocol"])
         data["features"] = FeatureInfo(**raw.get("features", {}))
         data["steps"] = {key: {n: StepRecord(**s) for n, s in steps.items()} for key, steps in raw["steps"].items()}
         traits = {m: MethodTraits(**t) for m, t in raw.get("traits", {}).items()}
-        data["schema"] = raw.get("schema", 1)
-        if data["schema"] == 1:
+        if raw.get("schema", 1) == 1:
             methods = list(raw["methods"]) + [split_pair_key(k)[0] for k in raw["steps"]]
             traits = {m: _legacy(m, raw.get("traits", {}).get(m)) for m in dict.fromkeys(methods)}
-        data["traits"] = traits
+        data["traits"], data["schema"] = traits, SCHEMA
         return cls(**data)
 
 

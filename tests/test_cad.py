@@ -11,12 +11,12 @@ from sklearn.metrics import roc_auc_score
 
 from iufbench.config import resolve_method_config
 from iufbench.engine import RunOptions, run
-from iufbench.runtime import seed_everything
 from iufbench.errors import ConfigError
 from iufbench.features import BackboneSpec
 from iufbench.methods import METHODS, MethodContext, TrainTask
 from iufbench.methods.cad.augment import DefectSpec, cut_paste, scar
 from iufbench.protocols import load_protocol
+from iufbench.runtime import seed_everything
 
 from conftest import write_protocol
 

@@ -11,11 +11,11 @@ import torch
 
 from iufbench.config import resolve_method_config
 from iufbench.engine import RunOptions, run
-from iufbench.runtime import seed_everything
 from iufbench.errors import ConfigError
 from iufbench.methods import METHODS, MethodContext, TrainTask
-from iufbench.protocols import load_protocol
 from iufbench.metrics import summarise_matrix
+from iufbench.protocols import load_protocol
+from iufbench.runtime import seed_everything
 
 CPU = torch.device("cpu")
 SHAPE = (16, 4, 4)

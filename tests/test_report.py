@@ -83,6 +83,9 @@ def test_table2_lists_only_ablations_with_their_components(run_dir: Path) -> Non
     assert "iuf_no_scl" in text and "uniad" not in text.split("\n\n")[0]
     row = next(line for line in text.splitlines() if line.startswith("| iuf_no_scl"))
     assert [c.strip() for c in row.split("|")[2:5]] == ["✓", "✗", "✓"]  # OASA, SCL, US
+    traits = load_run(run_dir).record.traits  # the engine took them from the method and its config
+    assert traits["iuf_no_scl"].components == {"OASA": True, "SCL": False, "US": True}
+    assert traits["uniad"].components is None and traits["joint"].sees_old_data
 
 
 def test_paper_numbers_are_stored_once_and_added_as_labelled_rows(run_dir: Path, tmp_path: Path) -> None:

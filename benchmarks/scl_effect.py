@@ -19,13 +19,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from iufbench.config import resolve_method_config  # noqa: E402
-from iufbench.engine import seed_everything, step_seed  # noqa: E402
 from iufbench.feature_bank import FeatureBank  # noqa: E402
 from iufbench.features import FeatureExtractor  # noqa: E402
 from iufbench.methods import METHODS, MethodContext, TrainTask  # noqa: E402
 from iufbench.methods.iuf.compression import paper_scl, singular_values, tail_share  # noqa: E402
 from iufbench.metrics import object_metrics  # noqa: E402
 from iufbench.protocols import load_protocol, resolve_objects  # noqa: E402
+from iufbench.runtime import seed_everything, step_seed  # noqa: E402
 
 CPU = torch.device("cpu")
 ARMS = {"iuf": ("iuf", []), "iuf+norm": ("iuf", ["scl.normalise=true"]), "iuf_no_scl": ("iuf_no_scl", [])}
@@ -42,14 +42,15 @@ def main() -> None:
     features = torch.cat([bank[o].train for o in base])
     labels = torch.cat([torch.full((len(bank[o].train),), i) for i, o in enumerate(base)])
     task = TrainTask(0, base, base, base, features, labels)
-    c, h, w = bank.feature_shape
     print(f"{'method':<11} {'seed':>4} {'L_sc':>8} {'sum sigma':>10} {'tail share':>10} {'LN gain':>8} "
           f"{'MSE':>8} {'image AUROC':>11} {'pixel AUROC':>11}")
     for seed in (int(s) for s in args.seeds.split(",")):
         for label, (name, overrides) in ARMS.items():
             config = resolve_method_config(name, protocol, overrides=overrides)
             seed_everything(seed)
-            method = METHODS.get(name)(config, MethodContext(c, (h, w), protocol.image_size, CPU, seed, False))
+            cls = METHODS.get(name)
+            method = cls(config, MethodContext.for_method(cls, bank.feature_shape, protocol.image_size, CPU, seed,
+                                                          progress=False))
             seed_everything(step_seed(seed, 0))
             method.learn(task)
             model = method.model.eval()

@@ -19,13 +19,14 @@ Every part writes under a fresh temporary folder, with its own IUFBENCH_CACHE.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from iufbench.records import RunDir
 
 CLI = [sys.executable, "-m", "iufbench.cli"]
 
@@ -52,9 +53,9 @@ def timed(argv: list[str], threads: int, cache: Path, command: list[str] = CLI) 
 
 def step_seconds(folder: Path) -> float:
     """Training + evaluation seconds the engine recorded for every pair under `folder` (all records)."""
-    return sum(step["train_seconds"] + step["eval_seconds"] for record in folder.rglob("record.json")
+    return sum(step.seconds for record in folder.rglob("record.json")
                if ".pairs" in record.parts or record.parent.name == "run"
-               for steps in json.loads(record.read_text())["steps"].values() for step in steps.values())
+               for steps in RunDir(record.parent).read_record().steps.values() for step in steps.values())
 
 
 def parallel(args: argparse.Namespace, tmp: Path) -> None:

@@ -25,7 +25,8 @@ from iufbench.protocols import load_protocol  # noqa: E402
 
 def main(name: str) -> None:
     config = resolve_method_config(name, load_protocol("demo"), "fast", [])
-    method = METHODS.get(name)(config, MethodContext(192, (8, 8), (128, 128), torch.device("cpu"), 0, progress=False))
+    cls = METHODS.get(name)
+    method = cls(config, MethodContext.for_method(cls, (192, 8, 8), (128, 128), torch.device("cpu"), 0, progress=False))
     torch.manual_seed(0)
     x, y = torch.randn(160, 192, 8, 8), torch.randint(0, 5, (160,))
     task = TrainTask(0, tuple("abcde"), tuple("abcde"), tuple("abcde"), x, y)

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from iufbench.config import overrides_for, resolve_method_config
-from iufbench.engine import eval_batch_size, pick_device, pick_precision, seed_everything
 from iufbench.features import BackboneSpec, FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
 from iufbench.protocols import Protocol, load_protocol
-from iufbench.records import atomic_write, host, versions
+from iufbench.records import atomic_write, versions
+from iufbench.runtime import eval_batch_size, host, pick_device, pick_precision, seed_everything
 
 
 @dataclass
@@ -112,11 +112,9 @@ def _bench_method(name: str, protocol: Protocol, shape: tuple[int, int, int], de
     config = resolve_method_config(name, protocol, opts.schedule,
                                    overrides_for(name, ["train.epochs=1", f"train.batch_size={batch}"]))
     kind = method_cls.inputs
+    ctx = MethodContext.for_method(method_cls, shape, protocol.image_size, device, 0, progress=False,
+                                   precision=precision, compile=opts.compile, backbone=protocol.backbone)
     shape = method_cls.input_shape(shape, protocol.image_size)
-    channels, h, w = shape
-    ctx = MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
-                        seed=0, progress=False, precision=precision, compile=opts.compile,
-                        backbone=protocol.backbone)
     seed_everything(0)
     _reset_peak(device)
     method: Method = method_cls(config, ctx)
@@ -162,9 +160,10 @@ def loss_trajectory(name: str, device: torch.device, precision: str, compile: bo
     config = resolve_method_config(name, load_protocol("demo"), overrides=list(overrides))
     torch.manual_seed(0)
     data = torch.randn(2, 16, *shape, device=device)
-    ctx = MethodContext(shape[0], shape[1:], (32, 32), device, 0, progress=False, precision=precision,
-                        compile=compile)
-    method = METHODS.get(name)(config, ctx)
+    method_cls = METHODS.get(name)
+    ctx = MethodContext.for_method(method_cls, shape, (32, 32), device, 0, progress=False, precision=precision,
+                                   compile=compile)
+    method = method_cls(config, ctx)
     names = ("a", "b")
     zeros, ones = (torch.full((16,), v, dtype=torch.long, device=device) for v in (0, 1))
     method.learn(TrainTask(0, names[:1], names[:1], names[:1], data[0], zeros))

@@ -174,8 +174,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported: no 47 s hub retries
     from iufbench import engine  # noqa: PLC0415
     from iufbench.method_sets import expand_methods  # noqa: PLC0415
-    from iufbench.methods import METHODS  # noqa: PLC0415
-    from iufbench.report.summary import format_table, summarise_matrix  # noqa: PLC0415
+    from iufbench.metrics import summarise_matrix  # noqa: PLC0415
+    from iufbench.report.summary import format_table  # noqa: PLC0415
 
     methods = expand_methods(args.methods)
     overrides = _overrides(args)
@@ -187,7 +187,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     )
     run_dir = engine.run(protocol, opts)
     summary = summarise_matrix(run_dir.read_matrix(), protocol.learned_at())
-    old_data = {m for m in methods if METHODS.get(m).uses_old_data()}
+    traits = run_dir.read_record().traits
+    old_data = {m for m in methods if traits[m].uses_old_data}
     print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
           f"seeds {args.seeds}, results in {run_dir.path}")
     print(format_table(summary, old_data))
@@ -204,7 +205,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from iufbench.methods import METHODS  # noqa: PLC0415
     from iufbench.report.runs import load_run  # noqa: PLC0415
     from iufbench.report.summary import format_table  # noqa: PLC0415
     from iufbench.sweep.driver import format_failures, sweep  # noqa: PLC0415
@@ -229,7 +229,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"protocol {run_dir.path.name}: results in {run_dir.path}")
         run = load_run(run_dir.path)
         if not run.summary.empty:
-            print(format_table(run.summary, {m for m in run.record["methods"] if METHODS.get(m).uses_old_data()}))
+            print(format_table(run.summary, {m for m, t in run.traits.items() if t.uses_old_data}))
     if result.failed:
         print(f"iufbench: sweep: {format_failures(result)}", file=sys.stderr)
         return 1
@@ -316,7 +316,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     reference = read_reference(args.against)
     result = compare(run, reference, args.tolerance)
     print(format_result(result, tolerance_for(reference, args.tolerance),
-                        reference["protocol_hash"] != run.record["protocol"]["hash"],
+                        reference["protocol_hash"] != run.record.protocol.hash,
                         reference.get("cpu") if other_cpu(reference) else None))
     return 1 if (result["status"] != "ok").any() else 0
 

@@ -40,13 +40,11 @@ def load_method_yaml(name: str) -> dict[str, Any]:
     return deep_merge(load_method_yaml(parent), raw) if parent else raw
 
 
-DEFAULT_FAMILY = "other methods"
-
-
-def method_family(name: str) -> str:
-    """The `family:` of a method's YAML (inherited through `extends:`); a method without one, e.g.
-    a new one, still gets a group of its own in figures."""
-    return str(load_method_yaml(name).get("family") or DEFAULT_FAMILY)
+def method_family(name: str) -> str | None:
+    """The `family:` of a method's YAML (inherited through `extends:`); None for a method without one
+    (the record then gives it the default family: a group of its own in figures)."""
+    family = load_method_yaml(name).get("family")
+    return str(family) if family else None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

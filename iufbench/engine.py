@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import random
 import resource
 import signal
 import threading
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from iufbench.checkpoints import check_checkpoints, last_checkpoint, save_checkpoint
 from iufbench.config import method_family, overrides_for, resolve_method_config
 from iufbench.data.images import load_image
 from iufbench.errors import ConfigError, IufbenchError
@@ -31,11 +31,12 @@ from iufbench.feature_bank import FeatureBank
 from iufbench.feature_cache import FeatureCache
 from iufbench.features import FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
-from iufbench.metrics import object_metrics
+from iufbench.metrics import object_metrics, summarise_matrix
 from iufbench.protocols import Protocol, resolve_objects
-from iufbench.records import RunDir, git_sha, host, pair_key, versions
-from iufbench.report.summary import summarise_matrix
+from iufbench.records import (DEFAULT_FAMILY, FeatureInfo, MethodTraits, ProtocolInfo, RunDir, RunRecord, StepRecord,
+                              git_sha, pair_key, versions)
 from iufbench.run_progress import RunProgress, choose_mode, seen_mean
+from iufbench.runtime import eval_batch_size, host, pick_device, pick_precision, seed_everything, step_seed
 from iufbench.training_log import LossLog, require_tensorboard
 
 
@@ -60,40 +61,6 @@ class RunOptions:
     flip_auroc: bool = False  # the reference code's "1 - AUROC below 0.5"; off by default
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    if name not in {"cpu"} and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device '{name}'; use auto, cpu or cuda[:N]")
-    return torch.device(name)
-
-
-def pick_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if name not in {"fp32", "bf16"}:
-        raise ConfigError(f"unknown precision '{name}'; use auto, fp32 or bf16")
-    return name
-
-
-def eval_batch_size(requested: int | None, device: torch.device) -> int:
-    """Scoring batch: as asked, else 32 on the CPU and 256 on CUDA (GPUs want wide batches)."""
-    return requested or (256 if device.type == "cuda" else 32)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def step_seed(seed: int, step: int) -> int:
-    """Each step reseeds from (seed, step), so a resumed run draws the same random numbers."""
-    return seed * 1_000 + step + 1
-
-
 def _config_hash(configs: dict[str, Any], protocol: Protocol, flip_auroc: bool, precision: str) -> str:
     """What a resumed run must share with the original (seeds may be added)."""
     blob = json.dumps({"methods": configs, "protocol": protocol.hash(), "flip_auroc": flip_auroc,
@@ -101,18 +68,18 @@ def _config_hash(configs: dict[str, Any], protocol: Protocol, flip_auroc: bool, 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _changed_settings(record: dict[str, Any], configs: dict[str, Any], protocol: Protocol, flip_auroc: bool,
+def _changed_settings(record: RunRecord, configs: dict[str, Any], protocol: Protocol, flip_auroc: bool,
                       precision: str) -> str:
     """Which parts of `_config_hash` differ from the stored run, in words a user can act on."""
-    changed = [f"method config of {name}" for name in sorted(set(configs) | set(record["methods"]))
+    changed = [f"method config of {name}" for name in sorted(set(configs) | set(record.methods))
                if json.dumps(configs.get(name), sort_keys=True, default=str)
-               != json.dumps(record["methods"].get(name), sort_keys=True, default=str)]
-    if record["protocol"]["hash"] != protocol.hash():
+               != json.dumps(record.methods.get(name), sort_keys=True, default=str)]
+    if record.protocol.hash != protocol.hash():
         changed.append("protocol")
-    if record.get("flip_auroc") != flip_auroc:
+    if record.flip_auroc != flip_auroc:
         changed.append("--flip-auroc")
-    if record.get("precision") != precision:
-        changed.append(f"precision ({record.get('precision')} then, {precision} now: --precision, --device)")
+    if record.precision != precision:
+        changed.append(f"precision ({record.precision} then, {precision} now: --precision, --device)")
     return ", ".join(changed) or "the method configs"
 
 
@@ -142,11 +109,11 @@ def prepare(protocol: Protocol, opts: RunOptions) -> tuple[dict[str, dict[str, A
     return configs, device, pick_precision(opts.precision, device)
 
 
-def method_traits(name: str) -> dict[str, Any]:
-    """What the report needs to know about a method without importing it (record.json `traits`)."""
+def method_traits(name: str, config: dict[str, Any]) -> MethodTraits:
+    """What a reader needs to know about a method without importing it (record.json `traits`)."""
     cls = METHODS.get(name)
-    return {"family": method_family(name), "sees_old_data": cls.sees_old_data, "keeps_old_data": cls.keeps_old_data,
-            "pixel_output": cls.pixel_output, "inputs": cls.inputs}
+    return MethodTraits(method_family(name) or DEFAULT_FAMILY, cls.sees_old_data, cls.keeps_old_data,
+                        cls.pixel_output, cls.inputs, cls.components(config))
 
 
 def run(protocol: Protocol, opts: RunOptions) -> RunDir:
@@ -161,14 +128,14 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     if run_dir.exists() and not opts.resume:
         raise ConfigError(f"run {run_dir.path} exists; pass --resume to continue it, or another --run-id")
     stored = run_dir.read_record() if opts.resume and run_dir.exists() else None  # None: a fresh run
-    if stored is not None and stored["config_hash"] != config_hash:
+    if stored is not None and stored.config_hash != config_hash:
         changed = _changed_settings(stored, configs, protocol, opts.flip_auroc, precision)
         raise ConfigError(
             f"run {run_dir.path} was started with another configuration ({changed} differ); resume with "
             "the same arguments or use a new --run-id"
         )
     if stored is not None:
-        run_dir.check_checkpoints(opts.methods, opts.seeds)
+        check_checkpoints(run_dir, opts.methods, opts.seeds)
     extractor = FeatureExtractor(protocol.backbone)
     _build_each_method_once(configs, extractor.output_shape(protocol.image_size), protocol, device, precision, opts)
     t0 = time.perf_counter()
@@ -179,25 +146,23 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
 
     if stored is not None:
         record = stored
-        record["status"] = "running"
-        record["seeds"] = sorted(set(record["seeds"]) | set(opts.seeds))  # a resume may add seeds
-        record.setdefault("resumed", []).append(dt.datetime.now().isoformat(timespec="seconds"))
+        record.status = "running"
+        record.seeds = sorted(set(record.seeds) | set(opts.seeds))  # a resume may add seeds
+        record.resumed.append(dt.datetime.now().isoformat(timespec="seconds"))
     else:
-        record = {
-            "run_id": run_id, "status": "running", "created": dt.datetime.now().isoformat(timespec="seconds"),
-            "config_hash": config_hash, "protocol": {"name": protocol.name, "hash": protocol.hash(),
-                                                     "resolved": protocol.to_dict()},
-            "methods": configs, "seeds": opts.seeds, "schedule": opts.schedule, "overrides": opts.overrides,
-            "flip_auroc": opts.flip_auroc, "precision": precision, "compile": opts.compile, "versions": versions(), "git_sha": git_sha(), "host": host(device),
-            "features": {"channels": bank.feature_shape[0], "grid": list(bank.feature_shape[1:]),
-                         "seconds": round(feature_seconds, 2), "extracted": bank.extracted},
-            "steps": {},
-        }
-    record["queue"] = [pair_key(m, s) for m in opts.methods for s in opts.seeds]  # this invocation, in order
-    record["traits"] = {**record.get("traits", {}), **{m: method_traits(m) for m in opts.methods}}
+        record = RunRecord(
+            run_id=run_id, status="running", created=dt.datetime.now().isoformat(timespec="seconds"),
+            config_hash=config_hash, protocol=ProtocolInfo(protocol.name, protocol.to_dict(), protocol.hash()),
+            methods=configs, seeds=opts.seeds, schedule=opts.schedule, overrides=opts.overrides,
+            flip_auroc=opts.flip_auroc, precision=precision, compile=opts.compile, versions=versions(),
+            git_sha=git_sha(), host=host(device),
+            features=FeatureInfo(bank.feature_shape[0], list(bank.feature_shape[1:]), round(feature_seconds, 2),
+                                 bank.extracted),
+        )
+    record.queue = [pair_key(m, s) for m in opts.methods for s in opts.seeds]  # this invocation, in order
+    record.traits.update({m: method_traits(m, configs[m]) for m in opts.methods})
     run_dir.write_record(record)
-    view = RunProgress(mode, record["queue"], len(protocol.tasks),
-                       sum(len(record["steps"].get(k, {})) for k in record["queue"]))
+    view = RunProgress(mode, record.queue, len(protocol.tasks), sum(len(record.steps.get(k, {})) for k in record.queue))
     losses = LossLog(run_dir, opts.tensorboard)
 
     try:
@@ -208,18 +173,18 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
                              view, losses)
     except (Exception, KeyboardInterrupt) as exc:  # any crash (CUDA OOM too) must not stay "running"
         if isinstance(exc, KeyboardInterrupt):
-            record["status"] = "interrupted"
+            record.status = "interrupted"
         elif isinstance(exc, IufbenchError):
-            record["status"] = f"failed: {exc}"
+            record.status = f"failed: {exc}"
         else:
-            record["status"] = f"failed: {type(exc).__name__}: {exc}"
+            record.status = f"failed: {type(exc).__name__}: {exc}"
         run_dir.write_record(record)
         raise
     finally:
         view.close()
         losses.close()
     run_dir.write_summary(summarise_matrix(run_dir.read_matrix(), protocol.learned_at()))
-    record["status"] = "complete"
+    record.status = "complete"
     run_dir.write_record(record)
     return run_dir
 
@@ -245,10 +210,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _context(method_cls: type[Method], feature_shape: tuple[int, int, int], protocol: Protocol,
              device: torch.device, seed: int, precision: str, opts: RunOptions,
              on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None) -> MethodContext:
-    channels, h, w = method_cls.input_shape(feature_shape, protocol.image_size)
-    return MethodContext(feature_channels=channels, grid=(h, w), image_size=protocol.image_size, device=device,
-                         seed=seed, progress=opts.progress, precision=precision, compile=opts.compile,
-                         on_epoch=on_epoch, backbone=protocol.backbone)
+    return MethodContext.for_method(method_cls, feature_shape, protocol.image_size, device, seed,
+                                    progress=opts.progress, precision=precision, compile=opts.compile,
+                                    on_epoch=on_epoch, backbone=protocol.backbone)
 
 
 def _build_each_method_once(configs: dict[str, dict[str, Any]], feature_shape: tuple[int, int, int],
@@ -266,7 +230,7 @@ def _build_each_method_once(configs: dict[str, dict[str, Any]], feature_shape: t
 
 
 def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Protocol, bank: FeatureBank,
-             device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: dict[str, Any],
+             device: torch.device, precision: str, opts: RunOptions, run_dir: RunDir, record: RunRecord,
              view: RunProgress, losses: LossLog) -> None:
     method_cls = METHODS.get(method_name)
     kind = method_cls.inputs
@@ -281,7 +245,7 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
     rows: list[dict[str, Any]] = []
     loss_rows: list[dict[str, Any]] = []
     first_step = 0
-    done = run_dir.last_checkpoint(method_name, seed) if opts.resume else None
+    done = last_checkpoint(run_dir, method_name, seed) if opts.resume else None
     if done is not None:
         last, payload = done
         method.load_state_dict(payload["state"])
@@ -310,23 +274,22 @@ def _run_one(method_name: str, seed: int, config: dict[str, Any], protocol: Prot
         step_rows = evaluate(method, method_name, seed, step, label_space, bank, opts, device)
         rows.extend(step_rows)
         t2 = time.perf_counter()
-        record["steps"].setdefault(key, {})[str(step)] = {
-            "objects": list(new), "train_seconds": round(t1 - t0, 3), "eval_seconds": round(t2 - t1, 3),
-            "train_images": len(task.features), "train_log": train_log, "state_bytes": method.state_bytes(),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
-        }
+        record.steps.setdefault(key, {})[str(step)] = StepRecord(
+            train_seconds=round(t1 - t0, 3), eval_seconds=round(t2 - t1, 3), objects=list(new),
+            train_images=len(task.features), train_log=train_log, state_bytes=method.state_bytes(),
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            peak_gpu_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
+        )
         if step == len(protocol.tasks) - 1:
             run_dir.save_maps(method_name, seed, qualitative_sample(method, protocol, bank))
-        run_dir.save_checkpoint(method_name, seed, step, {"state": method.state_dict(), "rows": rows,
-                                                          "losses": losses.rows}, opts.keep_all_checkpoints)
+        save_checkpoint(run_dir, method_name, seed, step, {"state": method.state_dict(), "rows": rows,
+                                                           "losses": losses.rows}, opts.keep_all_checkpoints)
         run_dir.write_matrix(_other_rows(run_dir, method_name, seed) + rows)
         losses.step_done(step, {level: seen_mean(step_rows, f"{level}_auroc") for level in ("image", "pixel")})
         run_dir.write_record(record)
         view.step_done(step, new, t1 - t0, t2 - t1, step_rows)
-    finished = record.setdefault("finished", [])  # "seeds" lists what was asked for, this what ran to the end
-    if key not in finished:
-        finished.append(key)
+    if key not in record.finished:  # `seeds` lists what was asked for, this what ran to the end
+        record.finished.append(key)
         run_dir.write_record(record)
     view.pair_done(rows)
 

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import SHARED_DATA, TINY_OVERRIDES
 from iufbench.engine import RunOptions, run
+from iufbench.metrics import summarise_matrix
 from iufbench.protocols import load_protocol
-from iufbench.report.summary import summarise_matrix
 
 
 @pytest.mark.slow

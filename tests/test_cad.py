@@ -10,12 +10,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from iufbench.config import resolve_method_config
-from iufbench.engine import RunOptions, run, seed_everything
+from iufbench.engine import RunOptions, run
 from iufbench.errors import ConfigError
 from iufbench.features import BackboneSpec
 from iufbench.methods import METHODS, MethodContext, TrainTask
 from iufbench.methods.cad.augment import DefectSpec, cut_paste, scar
 from iufbench.protocols import load_protocol
+from iufbench.runtime import seed_everything
 
 from conftest import write_protocol
 
@@ -80,13 +81,14 @@ def test_scar_pastes_a_thin_rotated_copy_of_a_source_strip() -> None:
     assert max(widths) > 16  # turned: the pasted strip spreads wider than its upright width
 
 
-def _context() -> MethodContext:
-    return MethodContext(0, (0, 0), (SIZE, SIZE), CPU, seed=0, progress=False, backbone=BackboneSpec())
+NO_FEATURES = (0, 0, 0)  # these methods read images, not the backbone's feature map
 
 
 def _method(name: str, *overrides: str):
     config = resolve_method_config(name, load_protocol("demo"), overrides=["train.batch_size=8", *overrides])
-    return METHODS.get(name)(config, _context())
+    cls = METHODS.get(name)
+    return cls(config, MethodContext.for_method(cls, NO_FEATURES, (SIZE, SIZE), CPU, 0, progress=False,
+                                                backbone=BackboneSpec()))
 
 
 def _object(kind: int, n: int, defective: bool, seed: int) -> torch.Tensor:
@@ -161,7 +163,8 @@ def test_cad_state_holds_the_backbone_and_bad_settings_are_refused() -> None:
         _method("cad_panda", "cad.density=all")
     config = resolve_method_config("cad_panda", load_protocol("demo"))
     with pytest.raises(ConfigError, match="backbone"):
-        METHODS.get("cad_panda")(config, MethodContext(0, (0, 0), (SIZE, SIZE), CPU, seed=0))
+        cls = METHODS.get("cad_panda")
+        cls(config, MethodContext.for_method(cls, NO_FEATURES, (SIZE, SIZE), CPU, 0))
 
 
 def test_cad_methods_run_through_the_engine_on_images_with_image_cells_only(tmp_path: Path, tiny_root: Path) -> None:
@@ -174,4 +177,4 @@ def test_cad_methods_run_through_the_engine_on_images_with_image_cells_only(tmp_
         rows = matrix[matrix.method == name]
         assert rows[rows.metric == "image_auroc"].value.notna().all()
         assert rows[rows.metric == "pixel_auroc"].value.isna().all()
-    assert run_dir.read_record()["status"] == "complete"
+    assert run_dir.read_record().status == "complete"

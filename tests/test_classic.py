@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from iufbench.config import resolve_method_config
-from iufbench.engine import RunOptions, run, seed_everything
+from iufbench.engine import RunOptions, run
 from iufbench.errors import ConfigError
 from iufbench.methods import METHODS, MethodContext, TrainTask
+from iufbench.metrics import summarise_matrix
 from iufbench.protocols import load_protocol
-from iufbench.report.summary import summarise_matrix
+from iufbench.runtime import seed_everything
 
 CPU = torch.device("cpu")
 SHAPE = (16, 4, 4)
@@ -22,8 +23,8 @@ SHAPE = (16, 4, 4)
 
 def _method(name: str, *overrides: str, shape: tuple[int, int, int] = SHAPE):
     config = resolve_method_config(name, load_protocol("demo"), overrides=list(overrides))
-    ctx = MethodContext(shape[0], shape[1:], (32, 32), CPU, seed=0, progress=False)
-    return METHODS.get(name)(config, ctx)
+    cls = METHODS.get(name)
+    return cls(config, MethodContext.for_method(cls, shape, (32, 32), CPU, 0, progress=False))
 
 
 def _task(step: int, n: int = 12, shape: tuple[int, int, int] = SHAPE) -> TrainTask:
@@ -104,7 +105,7 @@ def test_draem_learns_from_images_through_the_engine(tmp_path: Path, tiny_protoc
     last = matrix[(matrix.step == 1) & (matrix.metric.isin(["image_auroc", "pixel_auroc"]))]
     assert len(last) == 2 * 3 and np.isfinite(last.value).all()  # 3 objects, image and pixel
     record = run_dir.read_record()
-    assert record["steps"]["draem/seed0"]["0"]["train_images"] == 16  # fabric + screw, 8 images each
+    assert record.steps["draem/seed0"]["0"].train_images == 16  # fabric + screw, 8 images each
 
 
 def test_an_override_no_selected_method_has_is_an_error_but_sections_are_per_method(
@@ -116,7 +117,7 @@ def test_an_override_no_selected_method_has_is_an_error_but_sections_are_per_met
     run_dir = run(proto, RunOptions(methods=["patchcore", "padim"], overrides=["padim.n_features=8",
                                                                             "patchcore.budget=9"],
                                     out_dir=tmp_path, run_id="ok", progress=False))
-    methods = run_dir.read_record()["methods"]
+    methods = run_dir.read_record().methods
     assert methods["patchcore"]["patchcore"]["budget"] == 9 and methods["padim"]["padim"]["n_features"] == 8
 
 
@@ -134,9 +135,9 @@ def test_demo_patchcore_forgets_the_cumulative_bank_does_not_and_dne_ranks_defec
     dne = matrix[(matrix.method == "cad_dne") & (matrix.metric == "image_auroc")]
     at_learning = dne[dne.apply(lambda r: r.step == learned[r.object], axis=1)]
     assert len(at_learning) == 8 and (at_learning.value > 0.5).all()  # defective above normal, every object
-    steps = run_dir.read_record()["steps"]["patchcore_cumulative/seed0"].values()
-    rows, sizes = [s["train_log"]["bank_size"] for s in steps], [s["state_bytes"] for s in steps]
-    budget = run_dir.read_record()["methods"]["patchcore_cumulative"]["patchcore"]["budget"]
+    steps = run_dir.read_record().steps["patchcore_cumulative/seed0"].values()
+    rows, sizes = [s.train_log["bank_size"] for s in steps], [s.state_bytes for s in steps]
+    budget = run_dir.read_record().methods["patchcore_cumulative"]["patchcore"]["budget"]
     assert rows[0] < rows[1] <= budget and rows[-2] == rows[-1] == budget  # grows, then the budget holds it
     assert sizes[0] < sizes[1] and sizes[-2] == sizes[-1]
 

@@ -21,7 +21,8 @@ def _method(name: str, extra: tuple[str, ...] = ()):
     config = resolve_method_config(name, load_protocol("demo"), overrides=[*TINY_OVERRIDES, "train.epochs=3",
                                                                            *extra])
     torch.manual_seed(0)
-    return METHODS.get(name)(config, MethodContext(SHAPE[0], SHAPE[1:], (24, 24), CPU, 0, progress=False))
+    cls = METHODS.get(name)
+    return cls(config, MethodContext.for_method(cls, SHAPE, (24, 24), CPU, 0, progress=False))
 
 
 def _task(step: int, seed: int = 0, n: int = 16) -> TrainTask:
@@ -170,5 +171,5 @@ def test_continual_methods_run_and_resume_in_the_engine(tmp_path: Path, tiny_pro
     assert set(matrix["method"]) == set(methods)
     assert (matrix.groupby("method")["step"].max() == 1).all()  # every step of the 2-task stream
     record = first.read_record()
-    sizes = {m: record["steps"][f"{m}/seed0"]["1"]["state_bytes"] for m in methods}
+    sizes = {m: record.steps[f"{m}/seed0"]["1"].state_bytes for m in methods}
     assert sizes["uniad_replay"] > sizes["uniad_lwf"]  # the buffer is part of the state

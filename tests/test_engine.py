@@ -230,7 +230,7 @@ def test_resume_can_add_seeds_and_records_them(tmp_path: Path, tiny_protocol: Pa
     learn_calls.clear()
     done = run(proto, _opts(tmp_path, ["uniad"], resume=True, seeds=[0, 1]))
     assert len(learn_calls) == 2  # seed 1's two steps; seed 0 came from its checkpoint
-    assert done.read_record()["seeds"] == [0, 1]
+    assert done.read_record().seeds == [0, 1]
     assert set(done.read_matrix()["seed"]) == {0, 1}
 
 
@@ -241,7 +241,7 @@ def test_resume_with_other_seeds_leaves_the_cut_seed_out_of_the_summary(
     proto = load_protocol(str(tiny_protocol))
     interrupt_in_step(proto, _opts(tmp_path, ["uniad"]), UniADMethod, 1, monkeypatch)
     done = run(proto, _opts(tmp_path, ["uniad"], resume=True, seeds=[1]))
-    assert done.read_record()["status"] == "complete"
+    assert done.read_record().status == "complete"
     assert set(done.read_matrix()["seed"]) == {0, 1}
     assert set(pd.read_csv(done.path / "summary.csv")["seed"]) == {1}
 
@@ -250,7 +250,7 @@ def test_object_names_that_look_like_numbers_or_missing_values_stay_text(tmp_pat
     """Part numbers (`0042`) and `NA` used to come back from matrix.csv as 42 and NaN, which made
     every summary NaN without an error."""
     from iufbench.records import RunDir
-    from iufbench.report.summary import summarise_matrix
+    from iufbench.metrics import summarise_matrix
 
     learned_at = {"0042": 0, "NA": 0, "1e3": 1}
     rows = [{"method": "uniad", "seed": 0, "step": step, "object": obj, "metric": "image_auroc",

@@ -36,7 +36,8 @@ def test_bf16_autocast_trains_like_fp32(name: str) -> None:
 def test_unknown_precision_is_refused() -> None:
     config = resolve_method_config("uniad", load_protocol("demo"), overrides=TINY_OVERRIDES)
     with pytest.raises(ConfigError, match="precision must be fp32 or bf16"):
-        METHODS.get("uniad")(config, MethodContext(SHAPE[0], SHAPE[1:], (32, 32), CPU, 0, precision="fp16"))
+        cls = METHODS.get("uniad")
+        cls(config, MethodContext.for_method(cls, SHAPE, (32, 32), CPU, 0, precision="fp16"))
 
 
 def test_paper_projection_counts_drop_last_batches() -> None:

@@ -3,6 +3,7 @@ per family, the training-curves figure and the `--methods` filter of `iufbench p
 synthetic 21-method run directory (no training)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,13 +13,13 @@ import pandas as pd
 import pytest
 
 from iufbench.cli import main
+from iufbench.config import load_method_yaml
 from iufbench.engine import method_traits
 from iufbench.methods import METHODS
-from iufbench.records import RunDir
+from iufbench.records import DEFAULT_FAMILY, RunDir, RunRecord
 from iufbench.report.plots import FACET_OVER, curves_figure
 from iufbench.report.runs import load_run
 from iufbench.report.styles import method_styles
-from iufbench.report.traits import DEFAULT_FAMILY, record_traits
 
 NEW = ["future_method", "someone_elses"]  # not in this registry: the default family
 TASKS = [["a", "b"], ["c"], ["d"]]
@@ -40,9 +41,11 @@ def synthetic_run(folder: Path, methods: list[str], traits: bool = True) -> Path
     run_dir = RunDir(path)
     record = {"run_id": "synthetic", "status": "complete", "methods": {m: {} for m in methods}, "seeds": [0, 1],
               "protocol": {"name": "synthetic", "hash": "0" * 16, "resolved": {"tasks": TASKS}}, "steps": {}}
-    if traits:
-        record["traits"] = {m: method_traits(m) if m in METHODS else {"family": DEFAULT_FAMILY} for m in methods}
-    run_dir.write_record(record)
+    if traits:  # as the engine writes them; without: a record older than traits (schema 1)
+        record["schema"] = 2
+        record["traits"] = {m: dataclasses.asdict(method_traits(m, load_method_yaml(m))) if m in METHODS
+                            else {"family": DEFAULT_FAMILY} for m in methods}
+    run_dir.write_record(RunRecord.from_dict(record))
     run_dir.write_matrix(rows)
     (path / "losses.csv").write_text(pd.DataFrame(losses).to_csv(index=False))
     return path
@@ -82,11 +85,11 @@ def test_curves_facet_per_family_with_every_method_once(many: Path) -> None:
     plt.close(fig)
 
 
-def test_old_records_take_traits_from_the_installed_code(tmp_path: Path) -> None:
+def test_old_records_take_the_traits_their_methods_had_then(tmp_path: Path) -> None:
     run = load_run(synthetic_run(tmp_path, ["uniad", "joint", "iuf", "someone_elses"], traits=False))
-    traits = record_traits(run.record, run.methods)
+    traits = run.traits
     assert traits["joint"].uses_old_data and traits["iuf"].family != traits["uniad"].family
-    assert traits["someone_elses"].family == DEFAULT_FAMILY  # a method the installed code lacks
+    assert traits["someone_elses"].family == DEFAULT_FAMILY  # a method the code of that time lacked
 
 
 def test_plot_draws_loss_curves_and_filters_methods(many: Path, tmp_path: Path) -> None:
@@ -101,4 +104,5 @@ def test_plot_draws_loss_curves_and_filters_methods(many: Path, tmp_path: Path) 
 def test_record_traits_of_a_real_run_name_the_family(tmp_path: Path) -> None:
     record = json.loads((synthetic_run(tmp_path, ["uniad_ewc"]) / "record.json").read_text())
     assert record["traits"]["uniad_ewc"] == {"family": "continual baselines", "sees_old_data": False,
-                                             "keeps_old_data": False, "pixel_output": True, "inputs": "features"}
+                                             "keeps_old_data": False, "pixel_output": True, "inputs": "features",
+                                             "components": None}

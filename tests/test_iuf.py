@@ -39,9 +39,10 @@ def _method(name: str, feats, extra: list[str] = ()):
     protocol = load_protocol("demo")  # only for the task count in schedule resolution
     config = resolve_method_config(name, protocol, overrides=[*TINY_OVERRIDES, "model.hidden_dim=32",
                                                                "oasa.dim_feedforward=32", "oasa.nhead=2", *extra])
-    c, h, w = next(iter(feats.values()))["train"].shape[1:]
+    shape = tuple(next(iter(feats.values()))["train"].shape[1:])
     torch.manual_seed(0)
-    return METHODS.get(name)(config, MethodContext(c, (h, w), (64, 64), CPU, 0, progress=False))
+    cls = METHODS.get(name)
+    return cls(config, MethodContext.for_method(cls, shape, (64, 64), CPU, 0, progress=False))
 
 
 def _task(step: int, new: tuple[str, ...], space: tuple[str, ...], feats) -> TrainTask:

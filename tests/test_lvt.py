@@ -30,7 +30,8 @@ def _method(extra: tuple[str, ...] = (), name: str = "uniad_lvt", seed: int = 0)
     config = resolve_method_config(name, load_protocol("demo"), overrides=[*TINY_OVERRIDES, "train.epochs=3",
                                                                            *extra])
     torch.manual_seed(seed)
-    return METHODS.get(name)(config, MethodContext(SHAPE[0], SHAPE[1:], (24, 24), CPU, seed, progress=False))
+    cls = METHODS.get(name)
+    return cls(config, MethodContext.for_method(cls, SHAPE, (24, 24), CPU, seed, progress=False))
 
 
 def _task(step: int, seed: int = 0, n: int = 16) -> TrainTask:

@@ -51,10 +51,9 @@ def _has_key(raw: dict[str, Any], override: str) -> bool:
 
 def _build(name: str, config: dict[str, Any], torch_seed: int) -> Method:
     cls = METHODS.get(name)
-    channels, h, w = cls.input_shape(FEATURES, IMAGE_SIZE)
     torch.manual_seed(torch_seed)
-    return cls(config, MethodContext(channels, (h, w), IMAGE_SIZE, CPU, seed=0, progress=False,
-                                     backbone=BackboneSpec()))
+    return cls(config, MethodContext.for_method(cls, FEATURES, IMAGE_SIZE, CPU, seed=0, progress=False,
+                                                backbone=BackboneSpec()))
 
 
 def _inputs(cls: type[Method], n: int, seed: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from iufbench.cli import main
 from iufbench.engine import RunOptions, run
 from iufbench.errors import DataError
 from iufbench.protocols import load_protocol
-from iufbench.records import RunDir
+from iufbench.records import RunDir, RunRecord
 from iufbench.report.progress import format_status, pair_progress
 
 
@@ -20,19 +20,19 @@ def _step(seconds: float) -> dict:
     return {"train_seconds": seconds - 1.0, "eval_seconds": 1.0}
 
 
-def _record(status: str = "running") -> dict:
+def _record(status: str = "running") -> RunRecord:
     """Run 'r' of 3 tasks: a/seed0 finished in 90 s, a/seed1 one step (30 s) in, b/seed0 queued."""
-    return {
+    return RunRecord.from_dict({
         "run_id": "r", "status": status, "protocol": {"name": "p", "resolved": {"tasks": [["x"], ["y"], ["z"]]}},
         "methods": {"b": {}, "a": {}},  # record.json sorts keys: not the engine's order
         "seeds": [0, 1],
         "queue": ["a/seed0", "a/seed1", "b/seed0"],
         "finished": ["a/seed0"],
         "steps": {"a/seed0": {"0": _step(50), "1": _step(20), "2": _step(20)}, "a/seed1": {"0": _step(30)}},
-    }
+    })
 
 
-def _write(tmp_path: Path, record: dict, age_seconds: float = 0.0) -> RunDir:
+def _write(tmp_path: Path, record: RunRecord, age_seconds: float = 0.0) -> RunDir:
     run_dir = RunDir(tmp_path / "r")
     run_dir.write_record(record)
     stamp = time.time() - age_seconds
@@ -66,7 +66,7 @@ def test_a_running_record_that_stopped_being_written_gets_a_warning(tmp_path: Pa
     stale = format_status(_write(tmp_path, _record(), age_seconds=3600))
     assert "warning: nothing written for 1:00:00" in stale and "--resume" in stale
     record = _record()
-    record.update(steps={}, finished=[])
+    record.steps, record.finished = {}, []
     assert "note: no step has finished in 2:00:00" in format_status(_write(tmp_path, record, age_seconds=7200))
     assert "note:" not in format_status(_write(tmp_path, record, age_seconds=60))
 

@@ -15,7 +15,8 @@ def _optimiser_and_scheduler(name: str, step: int):
                                    overrides=overrides_for(name, ["model.hidden_dim=32", "model.dim_feedforward=32",
                                                                   "model.nhead=2", "oasa.dim_feedforward=32",
                                                                   "oasa.nhead=2"]))
-    method = METHODS.get(name)(config, MethodContext(16, (8, 8), (128, 128), CPU, 0, progress=False))
+    cls = METHODS.get(name)
+    method = cls(config, MethodContext.for_method(cls, (16, 8, 8), (128, 128), CPU, 0, progress=False))
     names = ("a", "b")[: step + 1]
     task = TrainTask(step, names[-1:], names[-1:], names, torch.zeros(2, 16, 8, 8), torch.full((2,), step))
     optimizer = method.make_optimizer(task)

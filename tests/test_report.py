@@ -83,6 +83,9 @@ def test_table2_lists_only_ablations_with_their_components(run_dir: Path) -> Non
     assert "iuf_no_scl" in text and "uniad" not in text.split("\n\n")[0]
     row = next(line for line in text.splitlines() if line.startswith("| iuf_no_scl"))
     assert [c.strip() for c in row.split("|")[2:5]] == ["✓", "✗", "✓"]  # OASA, SCL, US
+    traits = load_run(run_dir).record.traits  # the engine took them from the method and its config
+    assert traits["iuf_no_scl"].components == {"OASA": True, "SCL": False, "US": True}
+    assert traits["uniad"].components is None and traits["joint"].sees_old_data
 
 
 def test_paper_numbers_are_stored_once_and_added_as_labelled_rows(run_dir: Path, tmp_path: Path) -> None:
@@ -181,7 +184,7 @@ def test_memory_column_shows_the_recorded_state_after_the_last_step(run_dir: Pat
     run_ = load_run(run_dir)
     text = report([run_], "table1", "md", with_memory=True)
     uniad = next(line for line in text.splitlines() if line.startswith("| uniad "))
-    recorded = np.mean([run_.record["steps"][f"uniad/seed{s}"]["1"]["state_bytes"] for s in (0, 1)]) / 2**20
+    recorded = np.mean([run_.record.steps[f"uniad/seed{s}"]["1"].state_bytes for s in (0, 1)]) / 2**20
     assert "tiny STATE MiB" in text and uniad.rstrip(" |").endswith(f"{recorded:.2f}")
     csv = pd.read_csv(io.StringIO(report([run_], "table1", "csv", with_memory=True)))
     row = csv[(csv["method"] == "uniad") & (csv["stat"] == "state_mib")].iloc[0]
@@ -211,7 +214,7 @@ def test_html_report_is_one_self_contained_page(run_dir: Path, tmp_path: Path,
     assert len(sources) >= 6 and all(s.startswith("data:image/png;base64,") for s in sources)  # curves, losses, ...
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the network
     record = load_run(run_dir).record
-    for fact in (record["protocol"]["hash"], record["versions"]["torch"], "Table 1", "Table 2", "iuf_no_scl",
+    for fact in (record.protocol.hash, record.versions["torch"], "Table 1", "Table 2", "iuf_no_scl",
                  "joint †", "peak RSS"):
         assert fact in page
     assert main(["report", str(run_dir), "--format", "html"]) == 2  # a page needs a file

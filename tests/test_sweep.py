@@ -98,8 +98,8 @@ def test_sweep_of_two_protocols_equals_run_cell_for_cell(two_protocol_sweep: Pat
         swept = RunDir(two_protocol_sweep / name)
         pd.testing.assert_frame_equal(_sorted(swept.read_matrix()), _sorted(ran), check_exact=True)
         record = swept.read_record()
-        assert record["status"] == "complete" and record["running"] == [] and record["failed"] == {}
-        assert sorted(record["finished"]) == sorted(record["queue"]) == [
+        assert record.status == "complete" and record.running == [] and record.failed == {}
+        assert sorted(record.finished) == sorted(record.queue) == [
             "patchcore/seed0", "patchcore/seed1", "uniad/seed0", "uniad/seed1"]
         assert {p.name for p in (swept.path / "checkpoints").iterdir()} == {"uniad", "patchcore"}
         assert len(list((swept.path / "maps").glob("*.npz"))) == 4
@@ -113,7 +113,7 @@ def test_each_object_is_extracted_once_per_sweep_and_a_second_sweep_extracts_not
     # tiny_a and tiny_b hold the same three objects at the same size: 8 jobs, 3 extractions in all
     assert sorted(_extracted(two_protocol_sweep, "tiny_a") + _extracted(two_protocol_sweep, "tiny_b")) == [
         "fabric", "screw", "wood"]
-    assert RunDir(two_protocol_sweep / "tiny_a").read_record()["features"]["extracted"] == _extracted(
+    assert RunDir(two_protocol_sweep / "tiny_a").read_record().features.extracted == _extracted(
         two_protocol_sweep, "tiny_a")
     again = sweep(_opts(tmp_path, [protocols["tiny_a"]], ["patchcore"], [0], []))
     assert again.failed == {} and _extracted(tmp_path, "tiny_a") == []
@@ -155,8 +155,8 @@ def test_a_sigkilled_worker_is_retried_and_the_pair_resumes_to_the_same_matrix(
     cut = RunDir(tmp_path / "tiny_3")
     pd.testing.assert_frame_equal(_sorted(cut.read_matrix()), _sorted(tiny_3_full.read_matrix()), check_exact=True)
     assert json.loads((pair / "worker.json").read_text())["attempts"] == 2
-    assert RunDir(pair).read_record()["resumed"], "the retried task resumed from the step-0 checkpoint"
-    assert cut.read_record()["status"] == "complete"
+    assert RunDir(pair).read_record().resumed, "the retried task resumed from the step-0 checkpoint"
+    assert cut.read_record().status == "complete"
 
 
 def test_a_sweep_whose_driver_died_continues_with_resume(
@@ -182,12 +182,12 @@ def test_a_sweep_whose_driver_died_continues_with_resume(
     while _alive(worker):  # Ray ends the tasks of a job whose driver is gone
         assert time.monotonic() < deadline, "the dead driver's task kept running"
         time.sleep(0.2)
-    assert RunDir(tmp_path / "tiny_3").read_record()["status"] == "running"  # nobody said otherwise
+    assert RunDir(tmp_path / "tiny_3").read_record().status == "running"  # nobody said otherwise
     assert main([*argv, "--resume"]) == 0  # joins this process's Ray
     resumed = RunDir(tmp_path / "tiny_3")
     pd.testing.assert_frame_equal(_sorted(resumed.read_matrix()), _sorted(tiny_3_full.read_matrix()),
                                   check_exact=True)
-    assert resumed.read_record()["status"] == "complete" and RunDir(pair).read_record()["resumed"]
+    assert resumed.read_record().status == "complete" and RunDir(pair).read_record().resumed
 
 
 def _alive(pid: int) -> bool:
@@ -206,8 +206,8 @@ def test_a_pair_that_fails_on_its_own_is_recorded_and_named_and_the_others_finis
     assert code == 1
     assert "1 pair(s) failed: tiny_a uniad/seed0: ConfigError" in capsys.readouterr().err
     record = RunDir(tmp_path / "tiny_a").read_record()
-    assert record["status"].startswith("failed: uniad/seed0: ConfigError")
-    assert record["finished"] == ["patchcore/seed0"] and list(record["failed"]) == ["uniad/seed0"]
+    assert record.status.startswith("failed: uniad/seed0: ConfigError")
+    assert record.finished == ["patchcore/seed0"] and list(record.failed) == ["uniad/seed0"]
     assert set(RunDir(tmp_path / "tiny_a").read_matrix().method) == {"patchcore"}
 
 
@@ -245,7 +245,7 @@ def test_a_second_sweep_into_the_same_folder_needs_resume(local_ray, protocols: 
         sweep(opts)
     opts.resume = True
     assert sweep(opts).failed == {}  # nothing left to do: the finished pair is skipped
-    assert RunDir(tmp_path / "tiny_a").read_record()["resumed"]
+    assert RunDir(tmp_path / "tiny_a").read_record().resumed
 
 
 @pytest.mark.slow

@@ -115,7 +115,8 @@ def test_freeze_keeps_a_group_fixed_in_incremental_steps_only() -> None:
 
     def method(freeze: str):
         config = resolve_method_config("uniad", load_protocol("demo"), overrides=[*TINY_OVERRIDES, f"train.freeze={freeze}"])
-        return METHODS.get("uniad")(config, MethodContext(8, (4, 4), (64, 64), torch.device("cpu"), 0, progress=False))
+        cls = METHODS.get("uniad")
+        return cls(config, MethodContext.for_method(cls, (8, 4, 4), (64, 64), torch.device("cpu"), 0, progress=False))
 
     torch.manual_seed(0)
     m = method("[attention, queries]")

@@ -40,6 +40,14 @@ class MethodContext:
     on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
     backbone: BackboneSpec | None = None  # the protocol's backbone, for methods that fine-tune a copy of it
 
+    @classmethod
+    def for_method(cls, method_cls: type[Method], feature_shape: tuple[int, int, int], image_size: tuple[int, int],
+                   device: torch.device, seed: int, **options: Any) -> MethodContext:
+        """The context of one method: its input's channels and grid follow what it reads (`Method.inputs`:
+        the backbone's feature map, or images at `image_size`); `options` are the fields with defaults."""
+        channels, h, w = method_cls.input_shape(feature_shape, image_size)
+        return cls(feature_channels=channels, grid=(h, w), image_size=image_size, device=device, seed=seed, **options)
+
 
 @dataclass(frozen=True)
 class TrainTask:
@@ -76,6 +84,11 @@ class Method(ABC):
     def input_shape(cls, feature_shape: tuple[int, int, int], image_size: tuple[int, int]) -> tuple[int, int, int]:
         """[C, H, W] of one input: the cached feature map, or an RGB image at the protocol's size."""
         return (3, *image_size) if cls.inputs == "images" else feature_shape
+
+    @classmethod
+    def components(cls, config: dict[str, Any]) -> dict[str, bool] | None:
+        """The IUF components (Table 2's switches) this config keeps; None: not an IUF variant."""
+        return None
 
     @classmethod
     def uses_old_data(cls) -> bool:

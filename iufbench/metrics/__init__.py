@@ -10,6 +10,7 @@ from iufbench.metrics.continual import (
     paper_fm,
     summarise,
 )
+from iufbench.metrics.long_format import step_object_matrix, summarise_matrix
 from iufbench.metrics.per_object import OBJECT_METRICS, aupro, object_metrics
 
 __all__ = [
@@ -23,5 +24,7 @@ __all__ = [
     "object_metrics",
     "paper_acc",
     "paper_fm",
+    "step_object_matrix",
     "summarise",
+    "summarise_matrix",
 ]

@@ -58,10 +58,10 @@ def scores_of(run: Run) -> dict[str, float]:
 
 
 def make_reference(run: Run) -> dict[str, Any]:
-    return {"protocol": run.protocol, "protocol_hash": run.record["protocol"]["hash"],
-            "run_id": run.record.get("run_id"), "git_sha": run.record.get("git_sha"),
+    return {"protocol": run.protocol, "protocol_hash": run.record.protocol.hash,
+            "run_id": run.record.run_id, "git_sha": run.record.git_sha,
             "created": dt.datetime.now().isoformat(timespec="seconds"),
-            "versions": run.record.get("versions"), "cpu": cpu_kernels(), "scores": scores_of(run)}
+            "versions": run.record.versions, "cpu": cpu_kernels(), "scores": scores_of(run)}
 
 
 def write_reference(run: Run, path: Path) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 from iufbench.records import split_pair_key
 from iufbench.report.plots import run_figures
 from iufbench.report.runs import Run
-from iufbench.report.tables import (ABLATIONS, DEFINITIONS, aggregate, build_table, caption, run_memory,
+from iufbench.report.tables import (DEFINITIONS, aggregate, build_table, caption, components, run_memory,
                                     run_scores, with_paper_rows)
 
 FIGURE_DPI = 100
@@ -35,9 +35,10 @@ def _png(fig: plt.Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _table(agg: pd.DataFrame, layout: str, memory: pd.DataFrame | None, definition: str) -> dict[str, Any]:
+def _table(agg: pd.DataFrame, layout: str, memory: pd.DataFrame | None, definition: str,
+           switches: dict[tuple[str, str], dict[str, bool]]) -> dict[str, Any]:
     """A table as the template draws it: header groups (protocol, span), column names, rows."""
-    table = build_table(agg, layout, "html", memory)
+    table = build_table(agg, layout, "html", memory, switches)
     groups: list[list[Any]] = []
     for protocol, _ in table.columns:
         if groups and groups[-1][0] == protocol:
@@ -53,20 +54,20 @@ def _per_method(run: Run) -> list[dict[str, Any]]:
     """Time per step, peak memory and state of each method, over its seeds and steps (record.json)."""
     out: dict[str, dict[str, Any]] = {}
     last = str(len(run.tasks) - 1)
-    for key, steps in run.record["steps"].items():
+    for key, steps in run.record.steps.items():
         method, seed = split_pair_key(key)
         row = out.setdefault(method, {"method": method, "seeds": set(), "steps": 0, "train": 0.0, "eval": 0.0,
                                       "rss": 0.0, "gpu": None, "state": []})
         row["seeds"].add(seed)
         for number, step in steps.items():
             row["steps"] += 1
-            row["train"] += step["train_seconds"]
-            row["eval"] += step["eval_seconds"]
-            row["rss"] = max(row["rss"], step.get("peak_rss_mb") or 0.0)
-            if step.get("peak_gpu_mb") is not None:
-                row["gpu"] = max(row["gpu"] or 0.0, step["peak_gpu_mb"])
-            if number == last:
-                row["state"].append(step["state_bytes"] / 2**20)
+            row["train"] += step.train_seconds
+            row["eval"] += step.eval_seconds
+            row["rss"] = max(row["rss"], step.peak_rss_mb or 0.0)
+            if step.peak_gpu_mb is not None:
+                row["gpu"] = max(row["gpu"] or 0.0, step.peak_gpu_mb)
+            if number == last and step.state_bytes is not None:
+                row["state"].append(step.state_bytes / 2**20)
     rows = []
     for method in run.methods:
         if method not in out:
@@ -81,20 +82,20 @@ def _per_method(run: Run) -> list[dict[str, Any]]:
 
 def _facts(run: Run) -> dict[str, Any]:
     record = run.record
-    host = record.get("host", {})
+    host = record.host
     device = host.get("device", "?") + (f" ({host['gpu']})" if host.get("gpu") else "")
     return {
-        "run_id": record.get("run_id", run.dir.path.name), "status": record.get("status", "?"),
-        "protocol": run.protocol, "protocol_hash": record["protocol"].get("hash", "?"),
+        "run_id": record.run_id or run.dir.path.name, "status": record.status,
+        "protocol": run.protocol, "protocol_hash": record.protocol.hash or "?",
         "tasks": " → ".join("+".join(task) for task in run.tasks),
-        "created": record.get("created", "?"), "resumed": ", ".join(record.get("resumed", [])),
-        "seeds": ", ".join(map(str, record.get("seeds", []))), "schedule": record.get("schedule", "?"),
-        "precision": record.get("precision", "?"), "device": device,
+        "created": record.created or "?", "resumed": ", ".join(record.resumed),
+        "seeds": ", ".join(map(str, record.seeds)), "schedule": record.schedule or "?",
+        "precision": record.precision, "device": device,
         "cpu": f"{host.get('cpu_count', '?')} cores, {host.get('torch_threads', '?')} torch threads",
-        "platform": host.get("platform", "?"), "git_sha": record.get("git_sha") or "?",
-        "versions": ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items()),
-        "features_seconds": record.get("features", {}).get("seconds"),
-        "overrides": " ".join(record.get("overrides", [])) or "none",
+        "platform": host.get("platform", "?"), "git_sha": record.git_sha or "?",
+        "versions": ", ".join(f"{k} {v}" for k, v in record.versions.items()),
+        "features_seconds": record.features.seconds,
+        "overrides": " ".join(record.overrides) or "none",
         "methods": _per_method(run),
     }
 
@@ -111,13 +112,14 @@ def html_report(runs: list[Run], definition: str = "paper", with_paper: bool = F
     """The whole page as text."""
     agg = aggregate(run_scores(runs, definition))
     memory = run_memory(runs) if with_memory else None
+    switches = components(runs)
     tables = {}
     for layout, title in (("table1", "Table 1: every method, ACC and FM"),
                           ("table2", "Table 2: IUF ablations (OASA, SCL, US)")):
         rows = with_paper_rows(agg, layout, definition) if with_paper else agg
-        if layout == "table2" and not agg["method"].isin(ABLATIONS).any():
+        if layout == "table2" and not any(("run", m) in switches for m in agg["method"]):
             continue
-        tables[title] = _table(rows, layout, memory if layout == "table1" else None, definition)
+        tables[title] = _table(rows, layout, memory if layout == "table1" else None, definition, switches)
     env = jinja2.Environment(loader=jinja2.PackageLoader("iufbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     return env.get_template(TEMPLATE).render(

@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from iufbench.metrics import step_object_matrix  # noqa: E402
 from iufbench.report.loss_plots import losses_figure  # noqa: E402
 from iufbench.report.runs import Run  # noqa: E402
 from iufbench.report.styles import CONTEXT_GREY, Style, families, method_styles  # noqa: E402
-from iufbench.report.summary import step_object_matrix  # noqa: E402
 from iufbench.report.tables import LEVELS  # noqa: E402
 
 QUALITATIVE_ROWS = 6

@@ -10,10 +10,9 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from iufbench.errors import DataError
-from iufbench.records import RunDir, pair_key, split_pair_key
+from iufbench.records import RunDir, RunRecord, pair_key, split_pair_key
 
 
 @dataclass
@@ -29,22 +28,22 @@ class PairProgress:
     seconds_left: float | None  # estimate from finished seeds of the same method; None: no estimate yet
 
 
-def pair_progress(record: dict[str, Any]) -> list[PairProgress]:
+def pair_progress(record: RunRecord) -> list[PairProgress]:
     """Every (method, seed) of the run: this invocation's queue in the engine's order, then any
     pair an earlier invocation asked for (records older than `queue`: methods x seeds)."""
-    total = len(record["protocol"]["resolved"]["tasks"])
-    finished = set(record.get("finished", []))
-    every = [pair_key(m, s) for m in record["methods"] for s in record["seeds"]]
-    queue = record.get("queue", every)
-    running = record["status"] == "running"
-    in_flight = record.get("running")  # a sweep's record lists the pairs its workers are on
+    total = len(record.tasks)
+    finished = set(record.finished)
+    every = [pair_key(m, s) for m in record.methods for s in record.seeds]
+    queue = record.queue if record.queue is not None else every
+    running = record.status == "running"
+    in_flight = record.running  # a sweep's record lists the pairs its workers are on
     pairs, current_found = [], False
     for key in queue + [k for k in every if k not in queue]:
-        steps = record["steps"].get(key, {})
-        seconds = sum(s["train_seconds"] + s["eval_seconds"] for s in steps.values())
+        steps = record.steps.get(key, {})
+        seconds = sum(s.seconds for s in steps.values())
         if key in finished or len(steps) == total:
             state = "done"
-        elif key in record.get("failed", {}):
+        elif key in record.failed:
             state = "failed"
         elif running and key in queue and in_flight is not None:
             state = "running" if key in in_flight else "waiting"
@@ -78,7 +77,7 @@ def format_status(run_dir: RunDir, now: float | None = None) -> str:
     age = (now or time.time()) - run_dir.record_path.stat().st_mtime
     n_done = sum(p.state == "done" for p in pairs)
     lines = [
-        f"{record['run_id']}: {record['status']}, protocol {record['protocol']['name']} "
+        f"{record.run_id}: {record.status}, protocol {record.protocol.name} "
         f"({pairs[0].steps_total if pairs else 0} tasks), {n_done}/{len(pairs)} method/seed pairs done, "
         f"record written {_duration(age)} ago"
     ]
@@ -98,12 +97,11 @@ def format_status(run_dir: RunDir, now: float | None = None) -> str:
         if len(known) < len(open_pairs):
             lines.append(f"{len(open_pairs) - len(known)} pair(s) without an estimate: their method has no "
                          "finished seed yet")
-    longest = max((s["train_seconds"] + s["eval_seconds"] for steps in record["steps"].values()
-                   for s in steps.values()), default=0.0)
-    if record["status"] == "running" and longest and age > max(3 * longest, 600):
+    longest = max((s.seconds for steps in record.steps.values() for s in steps.values()), default=0.0)
+    if record.status == "running" and longest and age > max(3 * longest, 600):
         lines.append(f"warning: nothing written for {_duration(age)}, over 3x the longest step so far; if its "
                      "process is gone (killed, out of memory), continue it with --resume --run-id")
-    elif record["status"] == "running" and not longest and age > 3600:
+    elif record.status == "running" and not longest and age > 3600:
         lines.append(f"note: no step has finished in {_duration(age)}; a base task can take that long, but if "
                      "its process is gone (killed, out of memory), start it again")
     return "\n".join(lines)

@@ -5,17 +5,16 @@ nothing is typed in.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from iufbench.errors import DataError
-from iufbench.records import RunDir, split_pair_key
-from iufbench.report.summary import summarise_matrix
-from iufbench.report.traits import Traits, record_traits
+from iufbench.metrics import summarise_matrix
+from iufbench.records import MethodTraits, RunDir, RunRecord, split_pair_key
 
 
 @dataclass
@@ -23,16 +22,16 @@ class Run:
     """One finished (or partly finished) run directory."""
 
     dir: RunDir
-    record: dict[str, Any]
+    record: RunRecord
     matrix: pd.DataFrame
 
     @property
     def protocol(self) -> str:
-        return self.record["protocol"]["name"]
+        return self.record.protocol.name
 
     @property
     def tasks(self) -> list[list[str]]:
-        return self.record["protocol"]["resolved"]["tasks"]
+        return self.record.tasks
 
     @property
     def learned_at(self) -> dict[str, int]:
@@ -44,8 +43,9 @@ class Run:
         return list(dict.fromkeys(self.matrix["method"]))
 
     @cached_property
-    def traits(self) -> dict[str, Traits]:
-        return record_traits(self.record, self.methods)
+    def traits(self) -> dict[str, MethodTraits]:
+        """As the engine recorded them (a method the record has none for: the defaults)."""
+        return {m: self.record.traits.get(m, MethodTraits()) for m in self.methods}
 
     @cached_property
     def losses(self) -> pd.DataFrame:
@@ -85,6 +85,6 @@ def load_runs(paths: list[Path], methods: list[str] | None = None) -> list[Run]:
 
 
 def _only(run: Run, methods: list[str]) -> Run:
-    record = {**run.record, "steps": {k: v for k, v in run.record["steps"].items()
-                                      if split_pair_key(k)[0] in methods}}
+    record = dataclasses.replace(run.record, steps={k: v for k, v in run.record.steps.items()
+                                                    if split_pair_key(k)[0] in methods})
     return Run(run.dir, record, run.matrix[run.matrix["method"].isin(methods)].reset_index(drop=True))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from iufbench.report.traits import Traits
+from iufbench.records import MethodTraits
 
 # tab10 without its grey, which draws the other families behind a facet
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
@@ -46,12 +46,12 @@ class Style:
         return method + (" † (sees old data)" if self.old_data else "")
 
 
-def families(traits: dict[str, Traits]) -> list[str]:
+def families(traits: dict[str, MethodTraits]) -> list[str]:
     """Families in the order their first method appears."""
     return list(dict.fromkeys(t.family for t in traits.values()))
 
 
-def method_styles(traits: dict[str, Traits]) -> dict[str, Style]:
+def method_styles(traits: dict[str, MethodTraits]) -> dict[str, Style]:
     """`traits` in the order methods should be listed; each family takes the next colour, each member
     of a colour the next line style and marker."""
     colour_of = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families(traits))}

@@ -4,7 +4,8 @@ as LaTeX (pandas Styler), Markdown (pandas + tabulate) or CSV (long format, one 
 Each cell is "image / pixel" (AUROC, %) of ACC or FM, mean ± std over seeds. The best incremental
 result of each column (image and pixel separately) is bold; methods that see earlier tasks' data
 (`joint`, replay) are marked † and never bold. The paper's own numbers (`results/paper/`) can be
-added as rows labelled "reported in paper".
+added as rows labelled "reported in paper". Table 2's rows are the methods whose record lists the
+IUF components they keep (`MethodTraits.components`), with those components as its ✓ / ✗ columns.
 """
 from __future__ import annotations
 
@@ -27,9 +28,7 @@ DEFINITIONS = {
                  "final ACC (mean AUROC of all objects after the last step) and Chaudhry FM (mean drop from "
                  "each object's best earlier AUROC)"),
 }
-# Table 2: which IUF components each ablation keeps (OASA, SCL, US).
-ABLATIONS = {"iuf_no_oasa": (False, True, True), "iuf_no_scl": (True, False, True),
-             "iuf_no_us": (True, True, False), "iuf": (True, True, True)}
+PAPER_COLUMNS = ["method", "label", "protocol", "level", "stat", "value"]  # then table2.csv's components
 LAYOUTS = ("table1", "table2")
 MEMORY = "STATE MiB"  # column of what a method keeps after the last step (weights, bank, statistics)
 FORMATS = ("latex", "md", "csv")
@@ -69,11 +68,11 @@ def run_memory(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for run in runs:
         last = str(len(run.tasks) - 1)
-        for key, steps in run.record["steps"].items():
-            if last in steps:
+        for key, steps in run.record.steps.items():
+            if last in steps and steps[last].state_bytes is not None:
                 method, seed = split_pair_key(key)
                 rows.append({"protocol": run.protocol, "method": method, "seed": seed,
-                             "mib": steps[last]["state_bytes"] / 2**20})
+                             "mib": steps[last].state_bytes / 2**20})
     return pd.DataFrame(rows, columns=["protocol", "method", "seed", "mib"])
 
 
@@ -97,6 +96,16 @@ def paper_numbers(layout: str) -> pd.DataFrame:
                          "old_data": False, "level": raw["level"], "stat": raw["stat"], "mean": raw["value"],
                          "std": np.nan,
                          "n": 0, "source": "paper"})
+
+
+def components(runs: list[Run]) -> dict[tuple[str, str], dict[str, bool]]:
+    """Table 2's rows, keyed (source, method): each run's methods whose record lists the IUF components
+    they keep, and the paper's ablation rows (the `OASA`, `SCL`, `US` columns of results/paper/table2.csv)."""
+    out = {("run", m): t.components for run in runs for m, t in run.traits.items() if t.components is not None}
+    paper = pd.read_csv(builtin_dir("paper") / "table2.csv")
+    for row in paper.drop_duplicates("method").to_dict("records"):
+        out[("paper", row["method"])] = {c: bool(row[c]) for c in paper.columns if c not in PAPER_COLUMNS}
+    return out
 
 
 def with_paper_rows(agg: pd.DataFrame, layout: str, definition: str) -> pd.DataFrame:
@@ -123,16 +132,21 @@ def _best(agg: pd.DataFrame) -> set[tuple[str, str, str, str]]:
     return best
 
 
-def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame | None = None) -> pd.DataFrame:
+def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame | None = None,
+                switches: dict[tuple[str, str], dict[str, bool]] | None = None) -> pd.DataFrame:
     """Cells as strings, rows = methods (run rows first, then paper rows), columns = (protocol, stat),
     plus (protocol, "STATE MiB") when `memory` (from `run_memory`) is given. `fmt` latex, md or html
-    sets how bold and ± are written (html cells hold numbers and <b> only)."""
+    sets how bold and ± are written (html cells hold numbers and <b> only). Table 2 needs `switches`
+    (from `components`): its rows and their ✓ / ✗ columns."""
     bold = {"latex": lambda t: rf"\textbf{{{t}}}", "md": lambda t: f"**{t}**", "html": lambda t: f"<b>{t}</b>"}[fmt]
     pm = {"latex": r" $\pm$ ", "md": " ± ", "html": " ± "}[fmt]
+    switches = (switches or {}) if layout == "table2" else {}
+    names = list(dict.fromkeys(name for on in switches.values() for name in on))
     if layout == "table2":
-        agg = agg[agg["method"].isin(ABLATIONS)]
+        agg = agg[[key in switches for key in zip(agg["source"], agg["method"])]]
         if agg.empty:
-            raise DataError(f"no IUF ablation in these runs; Table 2 shows {', '.join(ABLATIONS)}")
+            raise DataError("no IUF variant in these runs: Table 2 shows the methods whose record lists the IUF "
+                            "components they keep (iuf, iuf_no_oasa, iuf_no_scl, iuf_no_us, ...)")
     best = _best(agg)
     protocols = list(dict.fromkeys(agg["protocol"]))
     rows: dict[str, dict[tuple[str, str], str]] = {}
@@ -144,8 +158,8 @@ def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame |
         cells = rows.setdefault(label, {})
         if layout == "table2":
             marks = {"latex": (r"\checkmark", "--"), "md": ("✓", "✗"), "html": ("✓", "✗")}[fmt]
-            for name, on in zip(("OASA", "SCL", "US"), ABLATIONS[method]):
-                cells[("", name)] = marks[0] if on else marks[1]
+            for name in names:
+                cells[("", name)] = marks[0] if switches[(source, method)].get(name) else marks[1]
         for (protocol, stat), part in group.groupby(["protocol", "stat"]):
             texts = []
             for level in ("image", "pixel"):
@@ -157,7 +171,7 @@ def build_table(agg: pd.DataFrame, layout: str, fmt: str, memory: pd.DataFrame |
             for protocol, part in memory[memory["method"] == method].groupby("protocol"):
                 cells[(protocol, MEMORY)] = f"{part['mib'].mean():.2f}"
     stats = ("ACC", "FM", MEMORY) if memory is not None else ("ACC", "FM")
-    columns = ([("", c) for c in ("OASA", "SCL", "US")] if layout == "table2" else []) + [
+    columns = [("", c) for c in names] + [
         (p, s) for p in protocols for s in stats]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=pd.MultiIndex.from_tuples(columns))
     table.index.name = "method"
@@ -210,7 +224,8 @@ def report(runs: list[Run], layout: str = "table1", fmt: str = "latex", definiti
                                              definition=definition,
                                              uses_old_data=mem["method"].map(old))], ignore_index=True)
         return out.drop(columns=[c for c in ("label",) if c in out]).to_csv(index=False)
-    return render(build_table(agg, layout, fmt, memory), fmt, caption(definition, agg, memory is not None))
+    table = build_table(agg, layout, fmt, memory, components(runs))
+    return render(table, fmt, caption(definition, agg, memory is not None))
 
 
 def write(text: str, out: Path | None) -> None:

@@ -119,10 +119,11 @@ def _line(pair: Pair, error: str | None, n: int, total: int) -> str:
     if error is not None:
         return f"[{n}/{total}] {pair.label} FAILED: {error}"
     record = pair.dir.read_record()
-    seconds = sum(s["train_seconds"] + s["eval_seconds"] for s in record["steps"].get(pair.key, {}).values())
+    steps = record.steps.get(pair.key, {})
+    seconds = sum(s.seconds for s in steps.values())
     worker = json.loads((pair.dir.path / WORKER_FILE).read_text())
     retried = f", {worker['attempts']} attempts" if worker["attempts"] > 1 else ""
-    return (f"[{n}/{total}] {pair.label} done: {len(record['steps'].get(pair.key, {}))} steps in "
+    return (f"[{n}/{total}] {pair.label} done: {len(steps)} steps in "
             f"{dt.timedelta(seconds=round(seconds))} on {worker['host']}{retried}")
 
 

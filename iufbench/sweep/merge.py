@@ -9,48 +9,48 @@ there through its directory's links.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from typing import Any
 
 import pandas as pd
 import torch
 
-from iufbench.records import MATRIX_COLUMNS, RunDir, git_sha, host, pair_key, versions
-from iufbench.report.summary import summarise_matrix
+from iufbench.metrics import summarise_matrix
+from iufbench.records import MATRIX_COLUMNS, FeatureInfo, ProtocolInfo, RunDir, RunRecord, git_sha, pair_key, versions
+from iufbench.runtime import host
 from iufbench.sweep.plan import WORKER_FILE, ProtocolPlan, SweepPlan
 
 
-def base_record(plan: SweepPlan, p: ProtocolPlan) -> dict[str, Any]:
+def base_record(plan: SweepPlan, p: ProtocolPlan) -> RunRecord:
     """The fields `iufbench run` writes once, for the whole protocol (all of the sweep's methods); a
     resumed sweep keeps the first invocation's `created` and notes when it resumed."""
     stored = p.run_dir.read_record() if p.run_dir.exists() else None
     o = plan.options
-    record = {
-        "run_id": p.name, "status": "running", "config_hash": p.config_hash(plan.methods),
-        "protocol": {"name": p.name, "hash": p.protocol.hash(), "resolved": p.protocol.to_dict()},
-        "methods": p.configs, "seeds": o.seeds, "schedule": o.schedule, "overrides": o.overrides,
-        "flip_auroc": False, "precision": p.precision, "compile": o.compile, "versions": versions(),
-        "git_sha": git_sha(), "host": host(torch.device("cpu")),
-        "queue": [pair_key(m, s) for m in plan.methods for s in o.seeds],
-        "sweep": {"ray_address": o.ray_address or "local", "cpus_per_job": o.cpus_per_job,
-                  "gpus_per_job": o.gpus_per_job, "max_retries": o.max_retries, "device": plan.device},
-        "created": dt.datetime.now().isoformat(timespec="seconds"),
-    }
+    record = RunRecord(
+        run_id=p.name, status="running", config_hash=p.config_hash(plan.methods),
+        protocol=ProtocolInfo(p.name, p.protocol.to_dict(), p.protocol.hash()),
+        methods=p.configs, seeds=o.seeds, schedule=o.schedule, overrides=o.overrides,
+        flip_auroc=False, precision=p.precision, compile=o.compile, versions=versions(),
+        git_sha=git_sha(), host=host(torch.device("cpu")),
+        queue=[pair_key(m, s) for m in plan.methods for s in o.seeds],
+        sweep={"ray_address": o.ray_address or "local", "cpus_per_job": o.cpus_per_job,
+               "gpus_per_job": o.gpus_per_job, "max_retries": o.max_retries, "device": plan.device},
+        created=dt.datetime.now().isoformat(timespec="seconds"),
+    )
     if stored is not None:
-        record["created"] = stored["created"]
-        record["resumed"] = stored.get("resumed", []) + [dt.datetime.now().isoformat(timespec="seconds")]
-        record["methods"] = {**stored["methods"], **p.configs}  # methods of earlier invocations stay listed
-        record["seeds"] = sorted(set(stored["seeds"]) | set(o.seeds))
+        record.created = stored.created
+        record.resumed = stored.resumed + [dt.datetime.now().isoformat(timespec="seconds")]
+        record.methods = {**stored.methods, **p.configs}  # methods of earlier invocations stay listed
+        record.seeds = sorted(set(stored.seeds) | set(o.seeds))
     return record
 
 
-def merge(p: ProtocolPlan, base: dict[str, Any], running: set[str], failed: dict[str, str],
-          final: bool) -> dict[str, Any]:
+def merge(p: ProtocolPlan, base: RunRecord, running: set[str], failed: dict[str, str], final: bool) -> RunRecord:
     """Write DIR/<protocol>/record.json and matrix.csv from every pair directory on disk (pairs of
     earlier invocations included); with `final`, the status and summary.csv too. Returns the record."""
-    record = {**base, "steps": {}, "finished": [], "running": sorted(running), "failed": dict(failed), "pairs": {}}
-    features: dict[str, Any] = {"extracted": [], "seconds": 0.0}
+    record = dataclasses.replace(base, steps={}, traits={}, finished=[], running=sorted(running),
+                                 failed=dict(failed), pairs={}, features=FeatureInfo())
     matrices = []
     for folder in sorted(p.pairs_dir.iterdir()) if p.pairs_dir.is_dir() else []:
         pair = RunDir(folder)
@@ -58,31 +58,30 @@ def merge(p: ProtocolPlan, base: dict[str, Any], running: set[str], failed: dict
             continue  # laid out, not started
         stored = pair.read_record()
         worker = json.loads((folder / WORKER_FILE).read_text()) if (folder / WORKER_FILE).is_file() else {}
-        for key, steps in stored["steps"].items():
-            record["steps"][key] = steps
-            record["pairs"][key] = {"status": stored["status"], "host": worker.get("host"),
-                                    "attempts": worker.get("attempts"),
-                                    "features_extracted": stored["features"].get("extracted", [])}
-        record["finished"] += stored.get("finished", [])
-        features["channels"], features["grid"] = stored["features"]["channels"], stored["features"]["grid"]
-        features["extracted"] += stored["features"].get("extracted", [])
-        features["seconds"] = round(features["seconds"] + stored["features"]["seconds"], 2)
+        for key, steps in stored.steps.items():
+            record.steps[key] = steps
+            record.pairs[key] = {"status": stored.status, "host": worker.get("host"),
+                                 "attempts": worker.get("attempts"), "features_extracted": stored.features.extracted}
+        record.traits.update(stored.traits)
+        record.finished += stored.finished
+        record.features.channels, record.features.grid = stored.features.channels, stored.features.grid
+        record.features.extracted += stored.features.extracted
+        record.features.seconds = round(record.features.seconds + stored.features.seconds, 2)
         if (pair.path / "matrix.csv").is_file():
             matrices.append(pair.read_matrix())
-    record["features"] = features
     matrix = pd.concat(matrices, ignore_index=True) if matrices else pd.DataFrame(columns=MATRIX_COLUMNS)
     if final:
-        record["running"] = []
-        record["status"] = _final_status(record, failed)
+        record.running = []
+        record.status = _final_status(record, failed)
         p.run_dir.write_summary(summarise_matrix(matrix, p.protocol.learned_at()))
     p.run_dir.write_matrix(matrix.sort_values(["method", "seed", "step"], kind="stable").to_dict("records"))
     p.run_dir.write_record(record)
     return record
 
 
-def _final_status(record: dict[str, Any], failed: dict[str, str]) -> str:
+def _final_status(record: RunRecord, failed: dict[str, str]) -> str:
     if failed:
         return "failed: " + "; ".join(f"{key}: {error}" for key, error in failed.items())
-    if all(key in record["finished"] for key in record["queue"]):
+    if all(key in record.finished for key in record.queue or []):
         return "complete"
     return "interrupted"

@@ -22,6 +22,7 @@ from iufbench.errors import ConfigError
 from iufbench.method_sets import expand_methods
 from iufbench.protocols import Protocol, load_protocol, resolve_objects
 from iufbench.records import RunDir, pair_key
+from iufbench.runtime import pick_precision
 
 PAIRS = ".pairs"  # hidden, so `iufbench report DIR/*` sees only the protocols' run directories
 WORKER_FILE = "worker.json"  # in a pair directory: the host and process on it, and how many attempts it took
@@ -98,7 +99,7 @@ class Pair:
         return self.plan.pair_dir(self.method, self.seed)
 
     def finished(self) -> bool:
-        return self.dir.exists() and self.key in self.dir.read_record().get("finished", [])
+        return self.dir.exists() and self.key in self.dir.read_record().finished
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def plan_sweep(opts: SweepOptions) -> SweepPlan:
     for protocol in _load_protocols(opts):
         configs, _, _ = engine.prepare(protocol, engine.RunOptions(
             methods=methods, seeds=opts.seeds, schedule=opts.schedule, overrides=opts.overrides, device="cpu"))
-        precision = engine.pick_precision(opts.precision, torch.device(device))
+        precision = pick_precision(opts.precision, torch.device(device))
         resolve_objects(protocol)  # data on disk (synthetic sources are generated here, once)
         plans.append(ProtocolPlan(protocol, configs, precision, opts.out_dir))
     plan = SweepPlan(opts, plans, methods, device)
@@ -192,7 +193,7 @@ def _check_existing(p: ProtocolPlan, plan: SweepPlan, resume: bool) -> None:
         raise ConfigError(f"{p.run_dir.path} was written by `iufbench run`, not a sweep; use another --out")
     for pair in (q for q in plan.pairs if q.plan is p and q.dir.exists()):
         stored = pair.dir.read_record()
-        if stored["config_hash"] != p.config_hash([pair.method]):
+        if stored.config_hash != p.config_hash([pair.method]):
             changed = engine._changed_settings(stored, {pair.method: p.configs[pair.method]}, p.protocol, False,
                                                p.precision)
             raise ConfigError(f"{pair.label} was started with another configuration ({changed} differ); resume "

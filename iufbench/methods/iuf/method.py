@@ -76,6 +76,12 @@ class IUFMethod(UniADMethod):
                               f"'{scl['normalise']}'")
         self.refcode_scl = [RefcodeSCL(scl["buffer"], scl["ratio"]) for _ in range(_intermediate(config))]
 
+    @classmethod
+    def components(cls, config: dict[str, Any]) -> dict[str, bool]:
+        """Table 2's switches: object-aware self-attention, the compression loss, the updating strategy."""
+        return {"OASA": bool(config["oasa"]["enabled"]), "SCL": config["loss"]["scl"] > 0,
+                "US": bool(config["us"]["enabled"])}
+
     def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
         oasa = self.config["oasa"]
         return IUF(cfg, oasa=oasa["enabled"], detach_context=oasa["detach"],

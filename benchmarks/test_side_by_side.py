@@ -83,5 +83,5 @@ def test_reference_train(benchmark: Any, reference_root: Any, arm: str) -> None:
 
 @pytest.mark.parametrize("arm", ["reference", "iufbench"])
 def test_reference_infer(benchmark: Any, reference_root: Any, arm: str) -> None:
-    infer = reference.reference_infer_arm(reference_root, 8) if arm == "reference" else reference.our_infer_arm(32)
-    _run(benchmark, "images to anomaly maps, B4 at 224 px (per call: 8 reference, 32 iufbench images)", infer, 3)
+    infer = reference.reference_infer_arm(reference_root, 8) if arm == "reference" else reference.our_infer_arm(8)
+    _run(benchmark, "images to anomaly maps, B4 at 224 px, 8 images", infer, 3)

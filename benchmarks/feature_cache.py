@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -24,6 +24,7 @@ from iufbench.data.synth import render_sample  # noqa: E402
 from iufbench.features import BackboneSpec, FeatureExtractor  # noqa: E402
 from iufbench.methods.uniad.torch_model import UniAD, UniADConfig  # noqa: E402
 from iufbench.protocols import load_protocol  # noqa: E402
+from timing import interleave  # noqa: E402
 
 
 def epoch(model: UniAD, opt: torch.optim.Optimizer, batches: list, features_of) -> float:
@@ -37,6 +38,22 @@ def epoch(model: UniAD, opt: torch.optim.Optimizer, batches: list, features_of) 
     return time.perf_counter() - t0
 
 
+def arms(image_size: int = 128, images: int = 64, batch_size: int = 16) -> dict[str, Callable[[], float]]:
+    """One training epoch running the backbone on every batch, and one reading cached features; the
+    same model and optimiser (also `test_side_by_side.py`'s)."""
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    pixels = np.stack([render_sample("wood", image_size, 0, "train/good", i)[0] for i in range(images)])
+    extractor = FeatureExtractor(BackboneSpec())
+    cached = extractor.extract(pixels, device)
+    config = resolve_method_config("uniad", load_protocol("demo"))
+    model = UniAD(UniADConfig.from_config(cached.shape[1], cached.shape[2:], config["model"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batches = [slice(i, i + batch_size) for i in range(0, images, batch_size)]
+    return {"backbone every iteration": lambda: epoch(model, opt, batches, lambda s: extractor(torch.from_numpy(pixels[s]))),
+            "cached features": lambda: epoch(model, opt, batches, lambda s: cached[s])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, default=128)
@@ -44,24 +61,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    device = torch.device("cpu")
-    images = np.stack([render_sample("wood", args.image_size, 0, "train/good", i)[0] for i in range(args.images)])
-    extractor = FeatureExtractor(BackboneSpec())
-    cached = extractor.extract(images, device)
-    config = resolve_method_config("uniad", load_protocol("demo"))
-    model = UniAD(UniADConfig.from_config(cached.shape[1], cached.shape[2:], config["model"]))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = [slice(i, i + args.batch_size) for i in range(0, args.images, args.batch_size)]
-    backbone_arm = lambda s: extractor(torch.from_numpy(images[s]))  # noqa: E731
-    cache_arm = lambda s: cached[s]  # noqa: E731
-    epoch(model, opt, batches[:1], cache_arm)  # warm-up
-    epoch(model, opt, batches[:1], backbone_arm)
-    with_backbone, with_cache = [], []
-    for _ in range(args.repeats):  # interleaved, so machine load affects both arms alike
-        with_backbone.append(epoch(model, opt, batches, backbone_arm))
-        with_cache.append(epoch(model, opt, batches, cache_arm))
-    b, c = statistics.median(with_backbone), statistics.median(with_cache)
+    epochs = arms(args.image_size, args.images, args.batch_size)
+    for run_epoch in epochs.values():  # warm-up
+        run_epoch()
+    timed = interleave(epochs, args.repeats)  # interleaved, so machine load affects both arms alike
+    b, c = (timed[name][0] for name in epochs)
     print(f"{args.images} images at {args.image_size}px, batch {args.batch_size}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats} epochs")
     print(f"backbone every iteration: {b:.2f} s/epoch ({args.images / b:.1f} img/s)")

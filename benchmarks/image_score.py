@@ -8,6 +8,7 @@ Prints the median seconds of each arm, their ratio and the largest relative diff
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,12 @@ def square_arm(maps: torch.Tensor, k: int) -> torch.Tensor:
     return F.avg_pool2d(maps.unsqueeze(1), k, stride=1).flatten(1).max(dim=1).values
 
 
+def arms(images: int = 132, size: int = 224, kernel: int = 16) -> dict[str, Callable[[], torch.Tensor]]:
+    """Both arms on the same random maps (also `test_side_by_side.py`'s)."""
+    maps = torch.rand(images, size, size, generator=torch.Generator().manual_seed(0))
+    return {"2-D window": lambda: square_arm(maps, kernel), "separable": lambda: image_score(maps, "max", kernel)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=132)  # one DeepPCB board's test set
@@ -27,10 +34,7 @@ def main() -> None:
     parser.add_argument("--kernel", type=int, default=16)  # methods/uniad.yaml score.kernel
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    maps = torch.rand(args.images, args.size, args.size, generator=torch.Generator().manual_seed(0))
-    arms = {"2-D window": lambda: square_arm(maps, args.kernel),
-            "separable": lambda: image_score(maps, "max", args.kernel)}
-    timed = interleave(arms, args.repeats)
+    timed = interleave(arms(args.images, args.size, args.kernel), args.repeats)
     med = {name: seconds for name, (seconds, _) in timed.items()}
     results = {name: scores for name, (_, scores) in timed.items()}
     rel = ((results["separable"] - results["2-D window"]).abs() / results["2-D window"]).max().item()

@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -23,7 +24,8 @@ from iufbench.methods import METHODS, MethodContext, TrainTask  # noqa: E402
 from iufbench.protocols import load_protocol  # noqa: E402
 
 
-def main(name: str) -> None:
+def ten_steps(name: str) -> Callable[[], None]:
+    """Ten training steps of `name` over the same 160 random samples, after five warm-up steps."""
     config = resolve_method_config(name, load_protocol("demo"), "fast", [])
     cls = METHODS.get(name)
     method = cls(config, MethodContext.for_method(cls, (192, 8, 8), (128, 128), torch.device("cpu"), 0, progress=False))
@@ -47,11 +49,20 @@ def main(name: str) -> None:
 
     for i in range(5):
         step(i)
+
+    def run() -> None:
+        for i in range(10):
+            step(i)
+
+    return run
+
+
+def main(name: str) -> None:
+    run = ten_steps(name)
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        for i in range(10):
-            step(i)
+        run()
         times.append((time.perf_counter() - t0) / 10)
     print(f"{name} {statistics.median(times) * 1000:.2f} ms/step")
 

@@ -113,7 +113,18 @@ def create_backbone(name: str, weights: str, out_indices: tuple[int, ...], **kwa
         model = timm.create_model(
             name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **common
         )
+    drop_unused_blocks(model)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def drop_unused_blocks(model: nn.Module) -> None:
+    """timm's EfficientNet/MobileNet feature models run every stage, also those after the last one
+    they return: at out_indices 0-3 two stride-32 stages (a quarter of B4's time at 224 px) whose
+    output is thrown away. They are removed; the returned features are the same, bit for bit."""
+    stages = getattr(model, "_stage_out_idx", None)
+    if stages and getattr(model, "feature_hooks", None) is None and isinstance(getattr(model, "blocks", None),
+                                                                             nn.Sequential):
+        model.blocks = model.blocks[: max(stages)]  # block stage i feeds output index i + 1

@@ -46,3 +46,17 @@ def test_missing_weights_are_an_error_not_random_features(tmp_path) -> None:
         create_backbone("tf_efficientnet_lite0", "hub", (0, 1, 2, 3))  # HF_HUB_OFFLINE=1 in conftest
     with pytest.raises(ConfigError, match="no PyPI weights"):
         create_backbone("tf_efficientnet_b4", "pypi", (0, 1, 2, 3))
+
+
+def test_stages_after_the_last_returned_one_are_dropped_and_features_do_not_change() -> None:
+    import timm
+
+    torch.manual_seed(0)
+    full = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True,
+                             out_indices=(0, 1, 2, 3)).eval()
+    model = create_backbone("tf_efficientnet_lite0", "random", (0, 1, 2, 3))
+    assert not model.load_state_dict(full.state_dict(), strict=False).missing_keys
+    assert len(model.blocks) < len(full.blocks)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model(x), full(x), strict=True))

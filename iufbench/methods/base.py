@@ -55,7 +55,8 @@ class TrainTask:
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-image anomaly scores and per-pixel anomaly maps at the evaluation resolution."""
+    """Per-image anomaly scores and per-pixel anomaly maps at the evaluation resolution, on the CPU or
+    left on the method's device (the engine then computes the metrics there)."""
 
     image: torch.Tensor  # [B]
     maps: torch.Tensor | None  # [B, H, W], None for image-level-only methods

@@ -200,7 +200,8 @@ class UniADMethod(Method):
             rec = self.model(features)
         maps = upsample(anomaly_map(features.float(), rec.float()), self.ctx.image_size)
         score_cfg = self.config["score"]
-        return Scores(image=image_score(maps, score_cfg["image"], score_cfg["kernel"]).cpu(), maps=maps.cpu())
+        # left on the device: the engine computes the metrics where the maps are (metrics.on_device)
+        return Scores(image=image_score(maps, score_cfg["image"], score_cfg["kernel"]), maps=maps)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict()}

@@ -114,7 +114,10 @@ class IUFMethod(UniADMethod):
         scl = self.config["scl"]
         if scl["form"] == "paper":
             latent = out.encoder if scl["latent"] == "encoder" else out.decoder[-1]
-            return paper_scl(latent, scl["keep"], scl["normalise"])
+            # inside a compiled CUDA step without a host sync (compression.gram_singular_values); eager
+            # and CPU steps keep svdvals, whose one sync per step costs nothing when the host is behind
+            sync_free = self.ctx.compile and self.ctx.device.type == "cuda"
+            return paper_scl(latent, scl["keep"], scl["normalise"], sync_free=sync_free)
         return torch.stack([f(latent) for f, latent in zip(self.refcode_scl, out.decoder)]).mean()
 
     def before_update(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY_OVERRIDES
-from iufbench.bench import BenchOptions, loss_trajectory, paper_samples, run_bench
+from iufbench.bench import BenchOptions, loss_trajectory, paper_eval_images, paper_images, paper_samples, run_bench
 from iufbench.cli import main
 from iufbench.config import resolve_method_config
 from iufbench.errors import ConfigError
@@ -46,6 +46,9 @@ def test_paper_projection_counts_drop_last_batches() -> None:
     # 14 base objects: 3389 images, 141 full batches of 24, 1601 epochs; zipper: 240 images, 2899 epochs
     assert paper_samples(protocol) == 1601 * 141 * 24 + 2899 * 10 * 24
     assert paper_samples(load_protocol("demo")) is None  # no image counts: no projection
+    # evaluation after the base task scores the 14 base objects' 1574 test images, after zipper all 1725
+    assert paper_eval_images(protocol) == 1574 + 1725
+    assert paper_images(protocol) == 3389 + 240 + 1725
 
 
 def test_bench_measures_every_method_and_projects(tmp_path: Path) -> None:
@@ -56,7 +59,12 @@ def test_bench_measures_every_method_and_projects(tmp_path: Path) -> None:
     assert [r["method"] for r in report["methods"]] == ["uniad", "iuf"]
     for row in report["methods"]:
         assert row["train_img_s"] > 0 and row["infer_img_s"] > 0 and row["train_peak_gib"] > 0
-        assert row["paper_run_minutes"] == pytest.approx(report["paper_samples"] / row["train_img_s"] / 60)
+        assert row["paper_train_minutes"] == pytest.approx(report["paper_samples"] / row["train_img_s"] / 60)
+        assert row["metrics_ms_per_image"] > 0
+        assert row["paper_eval_minutes"] == pytest.approx(
+            report["paper_eval_images"] * (1 / row["infer_img_s"] + row["metrics_ms_per_image"] / 1000) / 60)
+        assert row["paper_run_minutes"] == pytest.approx(row["paper_train_minutes"] + row["paper_eval_minutes"]
+                                                         + report["paper_images"] / report["features"]["img_s"] / 60)
         assert row["train_step_ms"] == pytest.approx(4 / row["train_img_s"] * 1000)
     assert report["features"]["img_s"] > 0
     assert "torch" in report["versions"] and report["device"] == "cpu"

@@ -54,7 +54,7 @@ class RunOptions:
     progress: bool = True  # bars on a terminal, one line per step otherwise (run_progress)
     tensorboard: bool = False  # also write TensorBoard event files of the training curves
     precision: str = "auto"  # fp32 or bf16; auto = bf16 autocast on CUDA, fp32 on the CPU
-    compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
+    compile: bool = False  # torch.compile the whole training step (CUDA graphs on CUDA)
     eval_batch_size: int | None = None  # None: 32 on the CPU, 256 on CUDA
     keep_all_checkpoints: bool = False
     flip_auroc: bool = False  # the reference code's "1 - AUROC below 0.5"; off by default

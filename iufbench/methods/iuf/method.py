@@ -87,9 +87,10 @@ class IUFMethod(UniADMethod):
             self.model.discriminator.grow(len(task.label_space))
         us = self.config["us"]
         incremental = us["enabled"] and task.step > 0
-        self.projection = ProjectedUpdate(self.moments.guards, self.moments.moments, us["omega"], us["energy"]) if (
-            incremental and us["project"]) else None
-        self.pull = PullToOld(self.model, us["beta"]) if incremental and us["beta"] > 0 else None
+        compiled = self.ctx.compile
+        self.projection = ProjectedUpdate(self.moments.guards, self.moments.moments, us["omega"], us["energy"],
+                                          compiled) if incremental and us["project"] else None
+        self.pull = PullToOld(self.model, us["beta"], compiled) if incremental and us["beta"] > 0 else None
 
     def training_forward(self) -> Callable[[torch.Tensor], IUFOutput]:
         return self.model.forward_all

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                      help="auto = bf16 autocast on CUDA, fp32 on the CPU")
-    run.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA graphs on CUDA)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the whole training step (CUDA graphs on CUDA)")
     run.add_argument("--schedule", default="fast", help="fast (CPU-sized, default) or paper (reference epochs)")
     run.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
     run.add_argument("--batch-size", type=int, help="training batch size")
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--device", default="auto", help="auto (cuda when --gpus-per-job > 0, else cpu), cpu or cuda")
     sw.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="auto = bf16 autocast on CUDA, fp32 on the CPU")
-    sw.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    sw.add_argument("--compile", action="store_true", help="torch.compile the whole training step")
     sw.add_argument("--data-root", help="dataset root of single-source protocols")
     sw.add_argument("--root", action="append", default=[], metavar="SOURCE=PATH",
                     help="root of one source; each protocol takes the roots of its own sources")
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="training batch (default: the protocol's paper batch)")
     bench.add_argument("--eval-batch-size", type=int, help="scoring batch (default: 32 CPU, 256 CUDA)")
     bench.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    bench.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the whole training step")
     bench.add_argument("--warmup", type=int, help="untimed calls first (default: 1 CPU, 10 CUDA, 30 compiled)")
     bench.add_argument("--repeats", type=int, help="timed repeats; the median is reported (default: 3 CPU, 5 CUDA)")
     bench.add_argument("--steps", type=int, help="calls per timed repeat (default: 1 CPU, 20 CUDA)")

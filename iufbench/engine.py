@@ -31,7 +31,8 @@ from iufbench.feature_bank import FeatureBank
 from iufbench.feature_cache import FeatureCache
 from iufbench.features import FeatureExtractor
 from iufbench.methods import METHODS, Method, MethodContext, TrainTask
-from iufbench.metrics import object_metrics, summarise_matrix
+from iufbench.metrics import summarise_matrix
+from iufbench.metrics.on_device import object_metrics_any
 from iufbench.protocols import Protocol, resolve_objects
 from iufbench.records import (DEFAULT_FAMILY, FeatureInfo, MethodTraits, ProtocolInfo, RunDir, RunRecord, StepRecord,
                               git_sha, pair_key, versions)
@@ -55,7 +56,7 @@ class RunOptions:
     progress: bool = True  # bars on a terminal, one line per step otherwise (run_progress)
     tensorboard: bool = False  # also write TensorBoard event files of the training curves
     precision: str = "auto"  # fp32 or bf16; auto = bf16 autocast on CUDA, fp32 on the CPU
-    compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
+    compile: bool = False  # torch.compile the whole training step (CUDA graphs on CUDA)
     eval_batch_size: int | None = None  # None: 32 on the CPU, 256 on CUDA
     keep_all_checkpoints: bool = False
     flip_auroc: bool = False  # the reference code's "1 - AUROC below 0.5"; off by default
@@ -317,9 +318,9 @@ def qualitative_sample(method: Method, protocol: Protocol, bank: FeatureBank) ->
         "images": np.stack([load_image(Path(bank[o].test_images[i]), (h, w)) for o, i in picks]),
         "masks": np.stack(masks),
         "has_mask": np.array([bank[o].masks is not None for o, _ in picks]),
-        "maps": (scores.maps.float().numpy() if scores.maps is not None else np.full((len(picks), h, w), np.nan))
+        "maps": (scores.maps.float().cpu().numpy() if scores.maps is not None else np.full((len(picks), h, w), np.nan))
         .astype(np.float16),
-        "image_scores": scores.image.float().numpy(),
+        "image_scores": scores.image.float().cpu().numpy(),
     }
 
 
@@ -344,15 +345,16 @@ def evaluate(method: Method, method_name: str, seed: int, step: int, seen: tuple
         inputs = data.inputs(method.inputs, "test")
         for start in range(0, len(inputs), batch):
             scores = method.score(inputs[start : start + batch])
-            image_scores.append(scores.image.float().numpy())
+            image_scores.append(scores.image.float())
             if (scores.maps is not None) != method.pixel_output:  # a method author's slip, not user input
                 raise TypeError(f"{method_name} declares pixel_output={method.pixel_output} but its score() "
                                 f"returned {'no ' if scores.maps is None else ''}anomaly maps")
             if scores.maps is not None:
-                maps.append(scores.maps.float().numpy())
-        metrics = object_metrics(
-            np.concatenate(image_scores), data.labels,
-            np.concatenate(maps) if maps and data.masks is not None else None, data.masks,
+                maps.append(scores.maps.float())
+        # scores left on a GPU by the method are evaluated there (metrics.on_device), CPU ones by numpy
+        metrics = object_metrics_any(
+            torch.cat(image_scores), data.labels,
+            torch.cat(maps) if maps and data.masks is not None else None, data.masks,
             flip_below_half=opts.flip_auroc,
         )
         rows.extend({"method": method_name, "seed": seed, "step": step, "object": obj, "metric": m,

@@ -127,10 +127,10 @@ def _paper_schedule(path: Path, schedule: Any, n_tasks: int) -> dict[str, list[i
     if schedule is None:
         return None
     schedule = _mapping(path, "paper_schedule", schedule)
-    keys = {"epochs", "batch_size", "train_images"}
+    keys = {"epochs", "batch_size", "train_images", "test_images"}
     if set(schedule) - keys or not {"epochs", "batch_size"} <= set(schedule):
         raise ConfigError(f"protocol {path}: paper_schedule needs epochs and batch_size (and may have "
-                          f"train_images), got {sorted(schedule)}")
+                          f"train_images and test_images), got {sorted(schedule)}")
     for key, values in schedule.items():
         if not (whole_numbers(values, 1) and len(values) == n_tasks):
             raise ConfigError(f"protocol {path}: paper_schedule.{key} needs one whole number >= 1 per task "

@@ -15,7 +15,7 @@ from iufbench.data.images import load_image
 from iufbench.data.mvtec import read_mvtec
 from iufbench.features import BackboneSpec, FeatureExtractor
 from iufbench.methods import METHODS, MethodContext, TrainTask
-from iufbench.methods.iuf.compression import RefcodeSCL, paper_scl, tail_share
+from iufbench.methods.iuf.compression import RefcodeSCL, gram_singular_values, paper_scl, tail_share
 from iufbench.methods.iuf.method import guards
 from iufbench.methods.iuf.updating import InputColumns, OutputRows, PullToOld, attended, omega, projector
 from iufbench.protocols import load_protocol
@@ -90,6 +90,41 @@ def test_compression_losses_have_a_gradient() -> None:
     scl(latent).backward()
     assert latent.grad.abs().sum() > 0
     assert len(scl.buffer) == 16 and not scl.buffer.requires_grad
+
+
+def _rows(kind: str, b: int, d: int) -> torch.Tensor:
+    torch.manual_seed(b * d)
+    if kind == "low_rank":  # 3 large singular values, the rest tiny
+        return torch.randn(b, 3) @ torch.randn(3, d) + 1e-3 * torch.randn(b, d)
+    x = torch.randn(b, d)
+    if kind == "repeated":  # duplicate rows: zero singular values
+        x[1:4] = x[0]
+    return x
+
+
+@pytest.mark.parametrize("kind", ["random", "low_rank", "repeated"])
+@pytest.mark.parametrize("shape", [(24, 256), (7, 40), (32, 16), (24, 24)])
+def test_sync_free_singular_values_equal_svdvals(kind: str, shape: tuple[int, int]) -> None:
+    # The compiled CUDA step's compression loss (Jacobi on the Gram matrix, no host sync), on the CPU.
+    x = _rows(kind, *shape)
+    for dtype, tolerance in ((torch.float64, 1e-10), (torch.float32, 1e-6)):  # of sigma_max
+        ref = torch.linalg.svdvals(x.to(dtype))
+        got = gram_singular_values(x.to(dtype))
+        assert got.dtype == dtype and got.shape == ref.shape
+        assert (got - ref).abs().max() <= tolerance * ref[0]
+
+
+@pytest.mark.parametrize("normalise", [False, True])
+def test_sync_free_compression_loss_has_svdvals_gradient(normalise: bool) -> None:
+    latent = torch.randn(24, 9, 64)  # the loss works in float32 (spatial_mean), as svdvals does here
+    grads = []
+    for sync_free in (False, True):
+        x = latent.clone().requires_grad_(True)
+        loss = paper_scl(x, keep=4, normalise=normalise, sync_free=sync_free)
+        loss.backward()
+        grads.append((loss.item(), x.grad))
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-6)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-6)
 
 
 def test_normalised_scl_is_the_tail_share_and_shrinking_the_latent_cannot_lower_it() -> None:

@@ -34,7 +34,7 @@ class MethodContext:
     seed: int
     progress: bool = True
     precision: str = "fp32"  # fp32, or bf16 (autocast; the default on CUDA)
-    compile: bool = False  # torch.compile the training forward (CUDA graphs on CUDA)
+    compile: bool = False  # torch.compile the whole training step (CUDA graphs on CUDA)
     # called after every training epoch with (step, epoch, epochs, {"loss": mean, term: mean, ...});
     # the engine records it (losses.csv) and shows it (progress); None outside a run
     on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
@@ -63,7 +63,8 @@ class TrainTask:
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-image anomaly scores and per-pixel anomaly maps at the evaluation resolution."""
+    """Per-image anomaly scores and per-pixel anomaly maps at the evaluation resolution, on the CPU or
+    left on the method's device (the engine then computes the metrics there)."""
 
     image: torch.Tensor  # [B]
     maps: torch.Tensor | None  # [B, H, W], None for image-level-only methods

@@ -106,19 +106,10 @@ def _rank_pixels(pix: np.ndarray, gt: np.ndarray) -> _Ranks:
 
 def _aupro(ranks: _Ranks, gt: np.ndarray, fpr_limit: float) -> float:
     """AUPRO from one sort: per-threshold increments of FPR and PRO, accumulated from the top score."""
-    # Region id of every defective pixel, in the same C order as ranks.pos_index.
-    region_ids, n_regions = [], 0
-    for mask in gt:
-        if mask.any():
-            lab, n = ndimage.label(mask, structure=_REGION_STRUCTURE)
-            region_ids.append(lab[mask] + (n_regions - 1))
-            n_regions += n
+    weight = region_weights(gt)
     n_ok = int(ranks.n_neg.sum())
-    if n_regions == 0 or n_ok == 0:
+    if weight is None or n_ok == 0:
         return float("nan")
-    region = np.concatenate(region_ids)
-    # A region pixel raises PRO by 1 / (region size * number of regions) once the threshold reaches it.
-    weight = 1.0 / (np.bincount(region, minlength=n_regions)[region] * n_regions)
     pro_step = np.bincount(ranks.pos_index, weights=weight, minlength=ranks.values.size)
     # Thresholds from the highest distinct score down: cumulative sums over descending scores.
     fpr = np.cumsum(ranks.n_neg[::-1]) / n_ok
@@ -126,6 +117,22 @@ def _aupro(ranks: _Ranks, gt: np.ndarray, fpr_limit: float) -> float:
     fpr = np.concatenate(([0.0], np.minimum(fpr, 1.0)))
     pro = np.concatenate(([0.0], np.minimum(pro, 1.0)))
     return _area_up_to(fpr, pro, fpr_limit) / fpr_limit
+
+
+def region_weights(gt: np.ndarray) -> np.ndarray | None:
+    """Per defective pixel (C order of `gt[gt]`), 1 / (its region's size * number of regions): what the
+    pixel adds to PRO once the threshold reaches it. None without any defect region. Regions are the
+    8-connected components of each image's mask; they depend on the masks only, never on scores."""
+    region_ids, n_regions = [], 0
+    for mask in gt:
+        if mask.any():
+            lab, n = ndimage.label(mask, structure=_REGION_STRUCTURE)
+            region_ids.append(lab[mask] + (n_regions - 1))
+            n_regions += n
+    if n_regions == 0:
+        return None
+    region = np.concatenate(region_ids)
+    return 1.0 / (np.bincount(region, minlength=n_regions)[region] * n_regions)
 
 
 def _auroc_from_counts(n_neg: np.ndarray, n_pos: np.ndarray) -> float:

@@ -93,9 +93,10 @@ class IUFMethod(UniADMethod):
             self.model.discriminator.grow(len(task.label_space))
         us = self.config["us"]
         incremental = us["enabled"] and task.step > 0
-        self.projection = ProjectedUpdate(self.moments.guards, self.moments.moments, us["omega"], us["energy"]) if (
-            incremental and us["project"]) else None
-        self.pull = PullToOld(self.model, us["beta"]) if incremental and us["beta"] > 0 else None
+        compiled = self.ctx.compile
+        self.projection = ProjectedUpdate(self.moments.guards, self.moments.moments, us["omega"], us["energy"],
+                                          compiled) if incremental and us["project"] else None
+        self.pull = PullToOld(self.model, us["beta"], compiled) if incremental and us["beta"] > 0 else None
 
     def training_forward(self) -> Callable[[torch.Tensor], IUFOutput]:
         return self.model.forward_all
@@ -120,7 +121,10 @@ class IUFMethod(UniADMethod):
         scl = self.config["scl"]
         if scl["form"] == "paper":
             latent = out.encoder if scl["latent"] == "encoder" else out.decoder[-1]
-            return paper_scl(latent, scl["keep"], scl["normalise"])
+            # inside a compiled CUDA step without a host sync (compression.gram_singular_values); eager
+            # and CPU steps keep svdvals, whose one sync per step costs nothing when the host is behind
+            sync_free = self.ctx.compile and self.ctx.device.type == "cuda"
+            return paper_scl(latent, scl["keep"], scl["normalise"], sync_free=sync_free)
         return torch.stack([f(latent) for f, latent in zip(self.refcode_scl, out.decoder)]).mean()
 
     def before_update(self) -> None:

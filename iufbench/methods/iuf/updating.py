@@ -235,15 +235,25 @@ class SecondMoments:
         self.moments, self.images = dict(state["moments"]), state["images"]
 
 
+def _static(tensors: list[torch.Tensor]) -> None:
+    """Tensors a compiled CUDA step reads (and `before`: writes) at a fixed address for a whole task: a
+    CUDA graph then uses them in place instead of copying them in (or, when written, not graphing the
+    step). Only with `--compile` (it imports dynamo: over a second)."""
+    for t in tensors:
+        torch._dynamo.mark_static_address(t)
+
+
 class ProjectedUpdate:
     """Constrains the applied update of every guarded group to V_old's less important directions."""
 
     def __init__(self, guards: dict[str, Guard], moments: dict[str, torch.Tensor], kind: str = "log",
-                 energy: float = 1.0) -> None:
+                 energy: float = 1.0, compiled: bool = False) -> None:
         self.groups = [(g, projector(moments[n], kind, energy).to(g.params[0])) for n, g in guards.items()
                        if n in moments]
         self.params = [t for g, _ in self.groups for t in g.params]
         self.before = [t.detach().clone() for t in self.params]  # reused every step: no allocation
+        if compiled:
+            _static([p for _, p in self.groups] + self.before)
 
     @torch.no_grad()
     def snapshot(self) -> None:
@@ -264,10 +274,12 @@ class ProjectedUpdate:
 class PullToOld:
     """theta <- (1 - beta) theta + beta theta_old for every parameter, after every update."""
 
-    def __init__(self, model: nn.Module, beta: float) -> None:
+    def __init__(self, model: nn.Module, beta: float, compiled: bool = False) -> None:
         self.beta = beta
         self.params = [p for p in model.parameters()]
         self.old = [p.detach().clone() for p in self.params]
+        if compiled:
+            _static(self.old)
 
     @torch.no_grad()
     def __call__(self) -> None:

@@ -81,24 +81,18 @@ class UniADMethod(Method):
             # pick backends at trace time; the memory-efficient kernel takes masks instead.
             torch.backends.cuda.enable_cudnn_sdp(False)
         self.model = self.build_model(model_cfg).to(ctx.device)
-        self._forward_train: Callable[[torch.Tensor], Any] | None = None
+        self._compiled_update: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
 
     def build_model(self, cfg: UniADConfig) -> torch.nn.Module:
         return UniAD(cfg)
 
     def training_forward(self) -> Callable[[torch.Tensor], Any]:
-        """What `loss` calls on a batch; `torch.compile`d once when the run asks for `--compile`."""
+        """What `loss` calls on a batch (the model's forward, or a subclass's richer one)."""
         return self.model
 
     @property
     def forward_train(self) -> Callable[[torch.Tensor], Any]:
-        if self._forward_train is None:
-            fn = self.training_forward()
-            if self.ctx.compile:
-                mode = "reduce-overhead" if self.ctx.device.type == "cuda" else "default"  # CUDA graphs on GPU
-                fn = torch.compile(fn, mode=mode, dynamic=False)
-            self._forward_train = fn
-        return self._forward_train
+        return self.training_forward()
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.ctx.precision == "bf16")
@@ -146,9 +140,14 @@ class UniADMethod(Method):
         step_opt = train.get("step_optimizer")
         if task.step > 0 and step_opt:
             return torch.optim.SGD(self.parameters_to_train(), lr=step_opt["lr"], momentum=0.0)
-        fused = self.ctx.device.type == "cuda"
-        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], fused=fused, foreach=not fused,
-                                 weight_decay=train["weight_decay"], betas=tuple(train.get("betas", (0.9, 0.999))))
+        cuda = self.ctx.device.type == "cuda"
+        adamw = {"weight_decay": train["weight_decay"], "betas": tuple(train.get("betas", (0.9, 0.999)))}
+        if self.ctx.compile and cuda:
+            # compiled into the step's CUDA graph: step counts and the (scheduled) rate live on the device,
+            # so neither a count nor a new rate makes the host wait or dynamo recompile; inductor fuses it
+            lr = torch.tensor(float(train["lr"]), device=self.ctx.device)
+            return torch.optim.AdamW(self.parameters_to_train(), lr=lr, foreach=True, capturable=True, **adamw)
+        return torch.optim.AdamW(self.parameters_to_train(), lr=train["lr"], fused=cuda, foreach=not cuda, **adamw)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, task: TrainTask) -> torch.optim.lr_scheduler.LRScheduler:
         """StepLR per epoch (`train.lr_step_epochs`, `train.lr_gamma`); when `train.step_optimizer`
@@ -164,9 +163,24 @@ class UniADMethod(Method):
     # ---- the loop -------------------------------------------------------------------------
     def train_step(self, features: torch.Tensor, labels: torch.Tensor,
                    optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One update on one batch; nothing here waits for the device (`iufbench bench` times this)."""
-        if self.ctx.compile and self.ctx.device.type == "cuda":
-            torch.compiler.cudagraph_mark_step_begin()
+        """One update on one batch; nothing here waits for the device (`iufbench bench` times this).
+        With `--compile` the whole update (forward, backward, clipping, optimiser step and the
+        subclasses' hooks: IUF's projection and pull) runs compiled, as CUDA graphs on a GPU."""
+        if not self.ctx.compile:
+            return self.update(features, labels, optimizer)
+        if self._compiled_update is None:
+            mode = "reduce-overhead" if self.ctx.device.type == "cuda" else "default"  # CUDA graphs on GPU
+            self._compiled_update = torch.compile(self.update, mode=mode, dynamic=False)
+        if self.ctx.device.type != "cuda":
+            return self._compiled_update(features, labels, optimizer)
+        torch.compiler.cudagraph_mark_step_begin()
+        loss, logs = self._compiled_update(features, labels, optimizer)
+        # a CUDA graph's outputs are overwritten by its next replay; the epoch loop keeps them longer
+        return loss.clone(), {name: value.clone() for name, value in logs.items()}
+
+    def update(self, features: torch.Tensor, labels: torch.Tensor,
+               optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The update itself, eager; `train_step` compiles it with `--compile`."""
         with self.autocast():
             loss, logs = self.loss(features, labels)
         optimizer.zero_grad(set_to_none=True)
@@ -209,7 +223,8 @@ class UniADMethod(Method):
             rec = self.model(features)
         maps = upsample(anomaly_map(features.float(), rec.float()), self.ctx.image_size)
         score_cfg = self.config["score"]
-        return Scores(image=image_score(maps, score_cfg["image"], score_cfg["kernel"]).cpu(), maps=maps.cpu())
+        # left on the device: the engine computes the metrics where the maps are (metrics.on_device)
+        return Scores(image=image_score(maps, score_cfg["image"], score_cfg["kernel"]), maps=maps)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict()}

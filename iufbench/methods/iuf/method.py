@@ -164,6 +164,6 @@ for _name, _help in (
     ("iuf_no_scl", "IUF without the semantic compression loss (Table 2 ablation)"),
     ("iuf_no_us", "IUF without the updating strategy (Table 2 ablation)"),
     ("iuf_refcode", "IUF with every switch at the released reference code's value (minus its crashes)"),
-    ("iuf_tuned", "IUF with the best settings measured so far (docs/methods/iuf.md): US on every parameter, no SCL"),
+    ("iuf_tuned", "IUF with the settings tuned on demo_val (docs/methods/iuf.md): US on every parameter, energy Omega 0.9, no SCL"),
 ):
     METHODS.register(_name, help=_help)(IUFMethod)

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backbone-weights", help="hub, pypi, random, or a timm state-dict file")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for run directories")
     run.add_argument("--run-id", help="name of the run directory (default: <protocol>-<time>)")
+    run.add_argument("--jobs", default="auto",
+                     help="method/seed pairs run at once, each in its own process (Ray) with cores/N threads; "
+                          "auto (default): one per core on the CPU when there are 2+ pairs, else 1 (one process, "
+                          "all threads)")
     run.add_argument("--resume", action="store_true",
                      help="continue --run-id from its last finished step (starts it if it does not exist yet)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
@@ -162,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> int:
     from iufbench.protocols import load_protocol  # noqa: PLC0415
 
     if args.resume and not args.run_id:
@@ -175,22 +179,36 @@ def cmd_run(args: argparse.Namespace) -> None:
     from iufbench import engine  # noqa: PLC0415
     from iufbench.method_sets import expand_methods  # noqa: PLC0415
     from iufbench.methods import METHODS  # noqa: PLC0415
+    from iufbench.records import RunDir  # noqa: PLC0415
     from iufbench.report.summary import format_table, summarise_matrix  # noqa: PLC0415
+    from iufbench.sweep.driver import format_failures  # noqa: PLC0415
+    from iufbench.sweep.jobs import resolve_jobs, run_jobs  # noqa: PLC0415
 
     methods = expand_methods(args.methods)
     overrides = _overrides(args)
+    run_id = args.run_id or engine.default_run_id(protocol)
     opts = engine.RunOptions(
         methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
-        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress,
+        out_dir=args.out, run_id=run_id, resume=args.resume, progress=not args.no_progress,
         tensorboard=args.tensorboard, keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
         compile=args.compile,
     )
-    run_dir = engine.run(protocol, opts)
-    summary = summarise_matrix(run_dir.read_matrix(), protocol.learned_at())
+    jobs = resolve_jobs(args.jobs, args.device, len(methods) * len(args.seeds), RunDir(args.out / run_id), args.resume)
+    failed: dict[str, str] = {}
+    if jobs == 1:
+        run_dir = engine.run(protocol, opts)
+    else:
+        run_dir, failed = run_jobs(protocol, opts, jobs)
+    matrix = run_dir.read_matrix()
     old_data = {m for m in methods if METHODS.get(m).uses_old_data()}
     print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
           f"seeds {args.seeds}, results in {run_dir.path}")
-    print(format_table(summary, old_data))
+    if not matrix.empty:
+        print(format_table(summarise_matrix(matrix, protocol.learned_at()), old_data))
+    if failed:
+        print(f"iufbench: run: {format_failures(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -231,7 +249,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not run.summary.empty:
             print(format_table(run.summary, {m for m in run.record["methods"] if METHODS.get(m).uses_old_data()}))
     if result.failed:
-        print(f"iufbench: sweep: {format_failures(result)}", file=sys.stderr)
+        print(f"iufbench: sweep: {format_failures(result.failed)}", file=sys.stderr)
         return 1
     return 0
 

@@ -14,6 +14,7 @@ import torch
 from conftest import TINY_OVERRIDES
 from iufbench.cli import main
 from iufbench.records import RunDir
+from iufbench.sweep.jobs import resolve_jobs
 from iufbench.sweep.plan import PAIRS, SweepOptions, longest_first, plan_sweep
 
 ray = pytest.importorskip("ray")
@@ -40,7 +41,7 @@ def one_thread():
 
 
 def _run(protocol: Path, out: Path, run_id: str, *extra: str) -> int:
-    return main(["run", "--protocol", str(protocol), "--methods", "uniad,patchcore", "--seeds", "0,1", "--out",
+    return main(["run", "--protocol", str(protocol), "--methods", "uniad,patchcore", "--seeds", "1", "--out",
                  str(out), "--run-id", run_id, *TINY, *extra])
 
 
@@ -59,7 +60,7 @@ def test_jobs_2_equals_jobs_1_cell_for_cell_with_the_same_files_and_lines(
     pd.testing.assert_frame_equal(par.read_losses().sort_values(by_epoch).reset_index(drop=True),
                                   seq.read_losses().sort_values(by_epoch).reset_index(drop=True), check_exact=True)
     for name in ("record.json", "matrix.csv", "summary.csv", "losses.csv", "maps/uniad-seed1.npz",
-                 "maps/patchcore-seed0.npz", "checkpoints/uniad/seed0/step1.pt"):
+                 "maps/patchcore-seed1.npz", "checkpoints/uniad/seed1/step1.pt"):
         assert (par.path / name).is_file(), name
     record = par.read_record()
     assert record["status"] == "complete" and record["run_id"] == "par"
@@ -68,8 +69,8 @@ def test_jobs_2_equals_jobs_1_cell_for_cell_with_the_same_files_and_lines(
     # the same table, and one line per finished step and pair (in the order they finished)
     assert seq_out.split("results in")[1].split("\n", 1)[1] == par_out.split("results in")[1].split("\n", 1)[1]
     steps = sorted(STEP_LINE.match(line).groups() for line in par_out.splitlines() if STEP_LINE.match(line))
-    assert steps == sorted((m, str(s), str(t), "2") for m in ("uniad", "patchcore") for s in (0, 1) for t in (0, 1))
-    assert sum("finished in" in line for line in par_out.splitlines()) == 4
+    assert steps == sorted((m, "1", str(t), "2") for m in ("uniad", "patchcore") for t in (0, 1))
+    assert sum("finished in" in line for line in par_out.splitlines()) == 2
     # a finished parallel run resumes as one (--jobs auto), and refuses to be resumed in one process
     before = par.read_matrix()
     assert _run(tiny_protocol, tmp_path, "par", "--resume") == 0
@@ -105,6 +106,18 @@ def test_bad_input_is_refused_before_anything_is_written(tiny_protocol: Path, tm
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_auto_is_one_job_per_core_on_the_cpu_for_two_or_more_pairs(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("iufbench.sweep.jobs.cores", lambda: 2)
+    fresh = RunDir(tmp_path / "new")
+    assert resolve_jobs("auto", "cpu", 21, fresh, resume=False) == 2
+    assert resolve_jobs("auto", "cpu", 1, fresh, resume=False) == 1
+    assert resolve_jobs("3", "cpu", 21, fresh, resume=False) == 3
+    (tmp_path / "old" / PAIRS).mkdir(parents=True)
+    RunDir(tmp_path / "old").write_record({})
+    assert resolve_jobs("auto", "cpu", 1, RunDir(tmp_path / "old"), resume=True) == 2  # started in parallel
 
 
 def test_the_longest_pairs_start_first(tiny_protocol: Path, tmp_path: Path) -> None:

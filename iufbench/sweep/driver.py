@@ -24,7 +24,8 @@ from iufbench.errors import ConfigError
 from iufbench.records import RunDir
 from iufbench.sweep.cluster import check_resources, connect, worker_env
 from iufbench.sweep.merge import base_record, merge
-from iufbench.sweep.plan import WORKER_FILE, Pair, ProtocolPlan, SweepOptions, SweepPlan, lay_out, longest_first, plan_sweep
+from iufbench.sweep.plan import (WORKER_FILE, Pair, ProtocolPlan, SweepOptions, SweepPlan, lay_out, longest_first,
+                                 plan_sweep)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _drive(plan: SweepPlan, offline: bool, reporter: Reporter | None) -> SweepRe
 
 def _records_written(p: ProtocolPlan) -> list[tuple[str, int]]:
     """When each pair's record.json was last written (the engine writes it after every step)."""
-    return [(f.name, f.stat().st_mtime_ns) for f in sorted(p.pairs_dir.glob("*/record.json"))]
+    return [(f.parent.name, f.stat().st_mtime_ns) for f in sorted(p.pairs_dir.glob("*/record.json"))]
 
 
 def _started_since(pair: Pair, since: float) -> bool:

@@ -134,8 +134,8 @@ class SweepPlan:
         return engine.RunOptions(methods=[pair.method], seeds=[pair.seed], schedule=o.schedule,
                                  overrides=overrides_for(pair.method, o.overrides), device=self.device, out_dir=pair.dir.path.parent,
                                  run_id=pair.dir.path.name, resume=True, progress=False, precision=o.precision,
-                                 compile=o.compile, flip_auroc=o.flip_auroc, keep_all_checkpoints=o.keep_all_checkpoints,
-                                 tensorboard=o.tensorboard)
+                                 compile=o.compile, flip_auroc=o.flip_auroc, tensorboard=o.tensorboard,
+                                 keep_all_checkpoints=o.keep_all_checkpoints)
 
 
 def longest_first(pairs: list[Pair]) -> list[Pair]:

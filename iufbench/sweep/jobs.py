@@ -70,7 +70,8 @@ def run_jobs(protocol: Protocol, opts: engine.RunOptions, jobs: int) -> tuple[Ru
     p = plan.protocols[0]
     _fill_cache(protocol, p, opts, threads)
     feed = StepFeed(choose_mode(opts.progress), [pair.key for pair in plan.pairs], len(protocol.tasks), jobs)
-    result = sweep(sweep_opts, feed, plan)
+    with engine._sigterm_as_interrupt():  # killed (a CI timeout, kill): the record says interrupted, as `run`'s does
+        result = sweep(sweep_opts, feed, plan)
     return p.run_dir, {label.split(" ", 1)[1]: error for label, error in result.failed.items()}
 
 

@@ -12,7 +12,6 @@ Prints the median seconds of each arm and their ratio.
 from __future__ import annotations
 
 import argparse
-import copy
 from typing import Callable
 
 import torch

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from conftest import TINY_OVERRIDES
 from iufbench.cli import main
@@ -29,15 +28,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
-
-
-@pytest.fixture
-def one_thread():
-    """`--jobs 1` in this process with one thread, as each of `--jobs 2`'s jobs has on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(protocol: Path, out: Path, run_id: str, *extra: str) -> int:

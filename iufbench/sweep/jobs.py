@@ -48,8 +48,8 @@ def resolve_jobs(requested: str, device: str, pairs: int, run_dir: RunDir, resum
         return max(1, min(cores(), pairs)) if on_cpu else 1
     jobs = int(requested)
     if jobs > 1 and not on_cpu:
-        raise ConfigError(f"--jobs {jobs} runs pairs side by side on the CPU cores; on a GPU use --jobs 1, or "
-                          "`iufbench sweep --gpus-per-job F` to share GPUs between pairs")
+        raise ConfigError(f"--jobs {jobs} with --device {device}: pairs run side by side on the CPU cores only; on a "
+                          "GPU use --jobs 1, or `iufbench sweep --gpus-per-job F` to share GPUs between pairs")
     if existing and (jobs > 1) != parallel_run(run_dir):
         how = "--jobs 2 or more" if parallel_run(run_dir) else "--jobs 1"
         raise ConfigError(f"run {run_dir.path} was started with {how}; resume it with {how} (or --jobs auto)")

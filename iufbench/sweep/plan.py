@@ -143,10 +143,11 @@ def longest_first(pairs: list[Pair]) -> list[Pair]:
     waiting on one long pair at the end: methods that train on images (a network on pixels, not on
     cached features), then those that also train on old data, then by their epochs over all tasks
     (memory banks, without epochs, last); ties keep the given order."""
-    def expected(pair: Pair) -> tuple[bool, bool, int]:
+    def expected(pair: Pair) -> tuple[bool, bool, bool, int]:
         cls = METHODS.get(pair.method)
         epochs = pair.plan.configs[pair.method].get("train", {}).get("epochs", [])
-        return cls.inputs == "images", cls.uses_old_data(), sum(epochs) if isinstance(epochs, list) else 0
+        total = sum(epochs) if isinstance(epochs, list) else 0
+        return cls.inputs == "images", total > 0, cls.uses_old_data(), total
 
     return sorted(pairs, key=expected, reverse=True)
 

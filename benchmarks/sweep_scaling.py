@@ -6,6 +6,10 @@ one CLI command timed from outside (wall clock), run back to back in this order.
         protocol (demo), methods and seeds; the feature cache is warmed first (for 1 and 2 threads,
         part of the key on the CPU) so both arms read features from it and the arms differ only in
         how training is spread over the cores
+    .venv/bin/python benchmarks/sweep_scaling.py jobs [--methods uniad,iuf,joint,uniad_ewc] [--seeds 0] [--epochs N] [--passes 2]
+        `run --jobs 1` with 2 torch threads against `run --jobs 2` (two one-thread jobs), same
+        protocol (demo), methods and seeds, cache warmed first as in `parallel`; the passes
+        alternate which arm goes first, so drift of a shared machine hits both
     .venv/bin/python benchmarks/sweep_scaling.py cache --data-root ../shared/data/deeppcb [--methods padim,patchcore,uniad]
         deeppcb_6_1's feature bank built with an empty cache (extracted, as every run did before the
         cache existed), then with the warm cache (read); prints both and the feature time that one
@@ -64,7 +68,7 @@ def parallel(args: argparse.Namespace, tmp: Path) -> None:
     warm = sum(timed(["cpu"], threads, cache, [sys.executable, "-c", WARM]) for threads in (1, 2))
     arms = {
         "run, 2 threads": lambda: timed(["run", "--protocol", "demo", *common, "--out", str(tmp), "--run-id", "run",
-                                         "--no-progress"], 2, cache),
+                                         "--jobs", "1", "--no-progress"], 2, cache),
         "sweep, 2 jobs x 1 thread": lambda: timed(["sweep", "--protocols", "demo", *common, "--out", str(tmp / "sweep"),
                                                    "--cpus-per-job", "1", "--no-progress"], 1, cache),
     }
@@ -77,6 +81,24 @@ def parallel(args: argparse.Namespace, tmp: Path) -> None:
     for name in arms:
         print(f"{name:<26} wall {wall[name]:8.1f} s   steps recorded {recorded[name]:8.1f} s (sum over pairs)")
     print(f"sweep speed-up (wall): {wall['run, 2 threads'] / wall['sweep, 2 jobs x 1 thread']:.2f}x")
+
+
+def jobs(args: argparse.Namespace, tmp: Path) -> None:
+    common = ["--protocol", "demo", "--methods", args.methods, "--seeds", args.seeds, "--no-progress"] + (
+        ["--epochs", str(args.epochs)] if args.epochs else [])
+    cache = tmp / "cache"
+    warm = sum(timed(["cpu"], threads, cache, [sys.executable, "-c", WARM]) for threads in (1, 2))
+    print(f"demo, {args.methods}, seeds {args.seeds}, epochs {args.epochs or 'fast'} (cache warm-up {warm:.0f} s, "
+          "not counted)")
+    for n in range(args.passes):
+        arms = {"--jobs 1, 2 threads": lambda: timed(["run", *common, "--out", str(tmp), "--run-id", f"seq{n}",
+                                                      "--jobs", "1"], 2, cache),
+                "--jobs 2, 1 thread each": lambda: timed(["run", *common, "--out", str(tmp), "--run-id", f"par{n}",
+                                                          "--jobs", "2"], 2, cache)}
+        order = list(arms) if n % 2 == 0 else list(arms)[::-1]
+        wall = {name: arms[name]() for name in order}
+        print(f"pass {n + 1} ({' then '.join(order)}): " + ", ".join(f"{k} {v:.1f} s" for k, v in wall.items())
+              + f"; ratio {wall['--jobs 1, 2 threads'] / wall['--jobs 2, 1 thread each']:.2f}x")
 
 
 def cache(args: argparse.Namespace, tmp: Path) -> None:
@@ -119,20 +141,21 @@ def gpu(args: argparse.Namespace, tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["parallel", "cache", "gpu"])
+    parser.add_argument("part", choices=["parallel", "jobs", "cache", "gpu"])
     parser.add_argument("--methods")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--sweep-first", action="store_true", help="part parallel: time the sweep before the run")
     parser.add_argument("--epochs", type=int, help="epochs per task (default: the fast schedule)")
     parser.add_argument("--data-root", default="../shared/data/deeppcb", help="DeepPCB root (part cache)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (part cache)")
+    parser.add_argument("--passes", type=int, default=2, help="part jobs: passes, alternating which arm goes first")
     args = parser.parse_args()
-    args.methods = args.methods or {"parallel": "uniad,iuf,uniad_ewc,joint", "cache": "padim,patchcore,uniad",
-                                    "gpu": "uniad"}[args.part]
+    args.methods = args.methods or {"parallel": "uniad,iuf,uniad_ewc,joint", "jobs": "uniad,iuf,joint,uniad_ewc",
+                                    "cache": "padim,patchcore,uniad", "gpu": "uniad"}[args.part]
     if args.part == "gpu" and args.seeds == "0,1":
         args.seeds = "0,1,2,3"
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
-        {"parallel": parallel, "cache": cache, "gpu": gpu}[args.part](args, Path(tmp))
+        {"parallel": parallel, "jobs": jobs, "cache": cache, "gpu": gpu}[args.part](args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,16 @@ def _roots(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The training options `run` and `sweep` share."""
+    parser.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
+    parser.add_argument("--batch-size", type=int, help="training batch size")
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto = bf16 autocast on CUDA, fp32 on the CPU")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the whole training step (CUDA graphs on CUDA)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iufbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,19 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="reader for a single-source protocol's root (see `iufbench list datasets`)")
     run.add_argument("--root", action="append", default=[], metavar="SOURCE=PATH", help="root of one source")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                     help="auto = bf16 autocast on CUDA, fp32 on the CPU")
-    run.add_argument("--compile", action="store_true", help="torch.compile the whole training step (CUDA graphs on CUDA)")
     run.add_argument("--schedule", default="fast", help="fast (CPU-sized, default) or paper (reference epochs)")
-    run.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
-    run.add_argument("--batch-size", type=int, help="training batch size")
-    run.add_argument("--lr", type=float, help="learning rate")
+    _training_options(run)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any method config key, e.g. --set model.neighbor_mask=[false,false,false]")
     run.add_argument("--backbone", help="timm backbone name (default: the protocol's)")
     run.add_argument("--backbone-weights", help="hub, pypi, random, or a timm state-dict file")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder for run directories")
     run.add_argument("--run-id", help="name of the run directory (default: <protocol>-<time>)")
+    run.add_argument("--jobs", default="auto",
+                     help="method/seed pairs run at once, each in its own process (Ray) with cores/N threads; "
+                          "auto (default): one per core on the CPU when there are 2+ pairs, else 1 (one process, "
+                          "all threads)")
     run.add_argument("--resume", action="store_true",
                      help="continue --run-id from its last finished step (starts it if it does not exist yet)")
     run.add_argument("--keep-checkpoints", action="store_true", help="keep every step's checkpoint, not just the last")
@@ -74,14 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--methods", type=_csv, help="comma-separated method names, set names (e.g. paper) or 'all'")
     sw.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: 0)")
     sw.add_argument("--schedule", help="fast (CPU-sized, default) or paper (reference epochs)")
-    sw.add_argument("--epochs", type=int, help="epochs for every task (overrides the schedule)")
-    sw.add_argument("--batch-size", type=int, help="training batch size")
-    sw.add_argument("--lr", type=float, help="learning rate")
+    _training_options(sw)
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any method config key")
     sw.add_argument("--device", default="auto", help="auto (cuda when --gpus-per-job > 0, else cpu), cpu or cuda")
-    sw.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                    help="auto = bf16 autocast on CUDA, fp32 on the CPU")
-    sw.add_argument("--compile", action="store_true", help="torch.compile the whole training step")
     sw.add_argument("--data-root", help="dataset root of single-source protocols")
     sw.add_argument("--root", action="append", default=[], metavar="SOURCE=PATH",
                     help="root of one source; each protocol takes the roots of its own sources")
@@ -162,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> int:
     from iufbench.protocols import load_protocol  # noqa: PLC0415
 
     if args.resume and not args.run_id:
@@ -175,23 +179,37 @@ def cmd_run(args: argparse.Namespace) -> None:
     from iufbench import engine  # noqa: PLC0415
     from iufbench.method_sets import expand_methods  # noqa: PLC0415
     from iufbench.metrics import summarise_matrix  # noqa: PLC0415
+    from iufbench.records import RunDir  # noqa: PLC0415
     from iufbench.report.summary import format_table  # noqa: PLC0415
+    from iufbench.sweep.driver import format_failures  # noqa: PLC0415
+    from iufbench.sweep.jobs import resolve_jobs, run_jobs  # noqa: PLC0415
 
     methods = expand_methods(args.methods)
     overrides = _overrides(args)
+    run_id = args.run_id or engine.default_run_id(protocol)
     opts = engine.RunOptions(
         methods=methods, seeds=args.seeds, schedule=args.schedule, overrides=overrides, device=args.device,
-        out_dir=args.out, run_id=args.run_id, resume=args.resume, progress=not args.no_progress,
+        out_dir=args.out, run_id=run_id, resume=args.resume, progress=not args.no_progress,
         tensorboard=args.tensorboard, keep_all_checkpoints=args.keep_checkpoints, flip_auroc=args.flip_auroc, precision=args.precision,
         compile=args.compile,
     )
-    run_dir = engine.run(protocol, opts)
-    summary = summarise_matrix(run_dir.read_matrix(), protocol.learned_at())
+    jobs = resolve_jobs(args.jobs, args.device, len(methods) * len(args.seeds), RunDir(args.out / run_id), args.resume)
+    failed: dict[str, str] = {}
+    if jobs == 1:
+        run_dir = engine.run(protocol, opts)
+    else:
+        run_dir, failed = run_jobs(protocol, opts, jobs)
+    matrix = run_dir.read_matrix()
     traits = run_dir.read_record().traits
-    old_data = {m for m in methods if traits[m].uses_old_data}
+    old_data = {m for m in methods if m in traits and traits[m].uses_old_data}
     print(f"protocol {protocol.name} ({len(protocol.tasks)} tasks, {len(protocol.objects)} objects), "
           f"seeds {args.seeds}, results in {run_dir.path}")
-    print(format_table(summary, old_data))
+    if not matrix.empty:
+        print(format_table(summarise_matrix(matrix, protocol.learned_at()), old_data))
+    if failed:
+        print(f"iufbench: run: {format_failures(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -231,7 +249,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not run.summary.empty:
             print(format_table(run.summary, {m for m, t in run.traits.items() if t.uses_old_data}))
     if result.failed:
-        print(f"iufbench: sweep: {format_failures(result)}", file=sys.stderr)
+        print(f"iufbench: sweep: {format_failures(result.failed)}", file=sys.stderr)
         return 1
     return 0
 
@@ -243,14 +261,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
     if args.cache_command == "clear":
         n, size = cache.clear()
         print(f"removed {n} feature entries ({size / 2**20:.1f} MiB) from {cache.root}")
-        return
-    entries = cache.entries()
-    for e in entries:
-        print(f"{e['key'][:12]}  {e['object']:<16} {e['image_size'][0]}x{e['image_size'][1]}  {e['backbone']} "
-              f"({e['weights']}) {e['device']} {e['precision']}  {e['bytes'] / 2**20:7.1f} MiB  {e['created']}  "
-              f"{e['root']}")
-    total = sum(e["bytes"] for e in entries)
-    print(f"{len(entries)} entries, {total / 2**20:.1f} MiB in {cache.root}")
+    else:
+        print(cache.listing())
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

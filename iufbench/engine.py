@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from iufbench.checkpoints import check_checkpoints, last_checkpoint, save_checkpoint
 from iufbench.config import method_family, overrides_for, resolve_method_config
 from iufbench.data.images import load_image
+from iufbench.data.types import ObjectData
 from iufbench.errors import ConfigError, IufbenchError
 from iufbench.feature_bank import FeatureBank
 from iufbench.feature_cache import FeatureCache
@@ -117,13 +118,17 @@ def method_traits(name: str, config: dict[str, Any]) -> MethodTraits:
                         cls.pixel_output, cls.inputs, cls.components(config))
 
 
+def default_run_id(protocol: Protocol) -> str:
+    return f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
 def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     """Run every method x seed on the protocol; returns the run directory."""
     configs, device, precision = prepare(protocol, opts)
     mode = choose_mode(opts.progress)
     opts = dataclasses.replace(opts, progress=mode == "bars")  # the inner bars (features, epochs) on a terminal only
     objects = resolve_objects(protocol)
-    run_id = opts.run_id or f"{protocol.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_id = opts.run_id or default_run_id(protocol)
     run_dir = RunDir(opts.out_dir / run_id)
     config_hash = _config_hash(configs, protocol, opts.flip_auroc, precision)
     if run_dir.exists() and not opts.resume:
@@ -137,13 +142,7 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
         )
     if stored is not None:
         check_checkpoints(run_dir, opts.methods, opts.seeds)
-    extractor = FeatureExtractor(protocol.backbone)
-    _build_each_method_once(configs, extractor.output_shape(protocol.image_size), protocol, device, precision, opts)
-    t0 = time.perf_counter()
-    keep_pixels = any(METHODS.get(m).inputs == "images" for m in opts.methods)
-    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels,
-                             FeatureCache.default(), precision)
-    feature_seconds = time.perf_counter() - t0
+    bank, feature_seconds = build_bank(protocol, objects, configs, device, precision, opts)
 
     if stored is not None:
         record = stored
@@ -188,6 +187,20 @@ def run(protocol: Protocol, opts: RunOptions) -> RunDir:
     record.status = "complete"
     run_dir.write_record(record)
     return run_dir
+
+
+def build_bank(protocol: Protocol, objects: dict[str, ObjectData], configs: dict[str, dict[str, Any]],
+               device: torch.device, precision: str, opts: RunOptions) -> tuple[FeatureBank, float]:
+    """Each method built once from its config, then every image decoded and embedded (or read from
+    the persistent cache): the last checks of bad input (a config no method can be built from, a
+    corrupt image). Returns the bank and the seconds its features took."""
+    extractor = FeatureExtractor(protocol.backbone)
+    _build_each_method_once(configs, extractor.output_shape(protocol.image_size), protocol, device, precision, opts)
+    t0 = time.perf_counter()
+    keep_pixels = any(METHODS.get(m).inputs == "images" for m in opts.methods)
+    bank = FeatureBank.build(objects, extractor, protocol.image_size, device, opts.progress, keep_pixels,
+                             FeatureCache.default(), precision)
+    return bank, time.perf_counter() - t0
 
 
 @contextmanager

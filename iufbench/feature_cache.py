@@ -133,6 +133,15 @@ class FeatureCache:
                 out.append({"key": meta.stem, **json.loads(meta.read_text())})
         return sorted(out, key=lambda e: e.get("created", ""))
 
+    def listing(self) -> str:
+        """`iufbench cache list`: one line per entry, then the total."""
+        entries = self.entries()
+        lines = [f"{e['key'][:12]}  {e['object']:<16} {e['image_size'][0]}x{e['image_size'][1]}  {e['backbone']} "
+                 f"({e['weights']}) {e['device']} {e['precision']}  {e['bytes'] / 2**20:7.1f} MiB  {e['created']}  "
+                 f"{e['root']}" for e in entries]
+        total = sum(e["bytes"] for e in entries)
+        return "\n".join(lines + [f"{len(entries)} entries, {total / 2**20:.1f} MiB in {self.root}"])
+
     def clear(self) -> tuple[int, int]:
         """Delete every entry; (entries, bytes) freed. Lock files go too: no process holds one between runs."""
         entries = self.entries()

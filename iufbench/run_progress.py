@@ -4,7 +4,8 @@ On a terminal: one overall tqdm bar over every step of the run (pairs done, the 
 seed, step and epoch, time left from the steps finished so far), with the epoch and evaluation
 bars of the current step under it. Anywhere else (`> log 2>&1`, a batch job): one plain line per
 finished step and per finished pair on stdout, so a log file shows how far the run is.
-`--no-progress` silences both.
+`--no-progress` silences both. With `run --jobs N` the pairs run in other processes and the sweep's
+driver feeds their finished steps here, several pairs interleaved (no epoch bars).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class RunProgress:
     """Fed by the engine (pairs, steps) and by the epoch loop (`epoch`); draws or prints."""
 
     def __init__(self, mode: str, pairs: list[str], steps_per_pair: int, steps_done: int,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, parallel: int = 1) -> None:
         self.mode = mode
         self.pairs, self.steps_per_pair = pairs, steps_per_pair
         self.total = len(pairs) * steps_per_pair
@@ -50,7 +51,8 @@ class RunProgress:
         self.stream = stream or sys.stdout
         self.seconds: list[float] = []  # of the steps finished in this invocation: the time-left estimate
         self.current = ""
-        self.pair_seconds = 0.0
+        self.pair_seconds: dict[str, float] = {}  # per pair label: its steps' seconds in this invocation
+        self.parallel = parallel  # pairs running at once: the time left is the steps left over this
         self.bar = (tqdm(total=self.total, initial=steps_done, desc="run", unit="step", dynamic_ncols=True,
                          bar_format="{desc} {n_fmt}/{total_fmt} steps |{bar}| [{elapsed}<{remaining}]{postfix}")
                     if mode == "bars" else None)
@@ -60,7 +62,7 @@ class RunProgress:
 
     def start_pair(self, method: str, seed: int, first_step: int) -> None:
         self.current = f"{method} seed {seed}"
-        self.pair_seconds = 0.0
+        self.pair_seconds.setdefault(self.current, 0.0)
         self._postfix(self._step(first_step))
 
     def epoch(self, step: int, epoch: int, epochs: int, losses: dict[str, float]) -> None:
@@ -70,7 +72,7 @@ class RunProgress:
                   rows: list[dict[str, Any]]) -> None:
         seconds = train_seconds + eval_seconds
         self.seconds.append(seconds)
-        self.pair_seconds += seconds
+        self.pair_seconds[self.current] += seconds
         self.done += 1
         if self.bar is not None:
             self.bar.update(1)
@@ -86,7 +88,7 @@ class RunProgress:
         self._postfix("done")
         if self.mode == "lines":
             last = [r for r in rows if r["step"] == self.steps_per_pair - 1]
-            self._line(f"{self.current} finished in {_duration(self.pair_seconds)}: final image AUROC "
+            self._line(f"{self.current} finished in {_duration(self.pair_seconds[self.current])}: final image AUROC "
                        f"{seen_mean(last):.1f}; {self.pairs_done}/{len(self.pairs)} pairs done this invocation")
 
     def close(self) -> None:
@@ -100,7 +102,7 @@ class RunProgress:
     def _left(self) -> str:
         if not self.seconds:
             return "time left unknown"
-        return f"about {_duration(np.mean(self.seconds) * (self.total - self.done))} left"
+        return f"about {_duration(np.mean(self.seconds) * (self.total - self.done) / self.parallel)} left"
 
     def _postfix(self, where: str) -> None:
         if self.bar is not None:

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TQDM_DISABLE=1
 # The same kernels (torch, MKL, oneDNN at AVX2) and thread count as when the reference was written,
 # whatever this CPU offers: runs are deterministic on one kernel set, not across kernel sets.
+# --jobs 1: both methods in this one process with those 2 threads (the default would run them side
+# by side with one thread each, which trains to other numbers than the reference's).
 export ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-.venv/bin/iufbench run --protocol demo --methods uniad,iuf --seeds 0 --out "$out" --run-id check --no-progress
+.venv/bin/iufbench run --protocol demo --methods uniad,iuf --seeds 0 --out "$out" --run-id check --jobs 1 --no-progress
 .venv/bin/iufbench check "$out/check" --against results/reference/demo.json "$@"

@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from iufbench.engine import run  # noqa: E402
@@ -55,6 +56,16 @@ def write_protocol(folder: Path, root: Path, tasks: list[list[str]], name: str =
         "tasks": tasks,
     }))
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """A run in this process with one thread, as each job of a sweep or of `run --jobs` has
+    (one core each): their numbers then equal cell for cell."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

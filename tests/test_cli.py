@@ -52,7 +52,7 @@ def test_synth_command_writes_mvtec_layout(tmp_path: Path) -> None:
 def test_run_prints_the_table(tiny_protocol: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sets = [a for o in TINY_OVERRIDES for a in ("--set", o)]
     assert main(["run", "--protocol", str(tiny_protocol), "--methods", "uniad,joint", "--out", str(tmp_path),
-                 "--run-id", "cli", "--no-progress", *sets]) == 0
+                 "--run-id", "cli", "--no-progress", "--jobs", "1", *sets]) == 0  # --jobs 2: test_run_jobs.py
     out = capsys.readouterr().out
     assert "image ACC" in out and "pixel FM" in out
     assert "joint *" in out and "sees earlier tasks" in out

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from conftest import TINY_OVERRIDES, write_protocol
 from iufbench.cli import main
@@ -53,15 +52,6 @@ def protocols(tmp_path_factory: pytest.TempPathFactory, tiny_root: Path) -> dict
     return {"tiny_a": write_protocol(folder, tiny_root, [["fabric", "screw"], ["wood"]], name="tiny_a"),
             "tiny_b": write_protocol(folder, tiny_root, [["wood"], ["screw", "fabric"]], name="tiny_b"),
             "tiny_3": write_protocol(folder, tiny_root, [["fabric"], ["screw"], ["wood"]], name="tiny_3")}
-
-
-@pytest.fixture
-def one_thread():
-    """`iufbench run` in this process with one thread, as each sweep job has (--cpus-per-job 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _opts(out: Path, protocols: list[Path], methods: list[str], seeds: list[int], overrides: list[str],

@@ -77,11 +77,11 @@ def test_redirected_run_logs_one_line_per_finished_step_and_pair(tmp_path: Path,
         return ["run", "--protocol", str(tiny_protocol), "--methods", "uniad,padim", "--seeds", "0,1", "--out",
                 str(tmp_path), "--run-id", run_id, *extra, *sum((["--set", o] for o in TINY_OVERRIDES), [])]
 
-    assert main(argv("log")) == 0
+    assert main(argv("log", "--jobs", "1")) == 0  # one process: the lines in run order
     out = capsys.readouterr().out.splitlines()
     steps = [STEP_LINE.match(line).groups() for line in out if STEP_LINE.match(line)]
     assert steps == [(m, str(s), str(t), "2") for m in ("uniad", "padim") for s in (0, 1) for t in (0, 1)]
     assert sum("finished in" in line for line in out) == 4  # one per (method, seed)
     assert all("image AUROC" in line and "left" in line for line in out if STEP_LINE.match(line))
-    assert main(argv("quiet", "--no-progress")) == 0
+    assert main(argv("quiet", "--no-progress", "--jobs", "1")) == 0
     assert not any(STEP_LINE.match(line) for line in capsys.readouterr().out.splitlines())

@@ -29,10 +29,10 @@ def _check_reachable(address: str) -> None:
                           "`ray start --head` on that machine, or fix the address") from exc
 
 
-def connect(address: str | None) -> bool:
-    """Join the cluster at `address`, else start a local Ray on this machine's cores; a Ray already
-    initialised in this process (a test, a notebook) is used as it is. True when this call started
-    Ray here (the caller shuts it down)."""
+def connect(address: str | None, local_cpus: int | None = None) -> bool:
+    """Join the cluster at `address`, else start a local Ray on `local_cpus` cores (default: all of
+    this machine's); a Ray already initialised in this process (a test, a notebook) is used as it
+    is. True when this call started Ray here (the caller shuts it down)."""
     import ray  # noqa: PLC0415  (slow import, only for sweeps)
 
     if address:
@@ -40,7 +40,8 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(address=address, num_cpus=None if address else local_cpus, include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
     except ConnectionError as exc:
         raise ConfigError(f"cannot join the Ray cluster at --ray-address {address}: {exc}") from exc
     return address is None

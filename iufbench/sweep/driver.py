@@ -15,15 +15,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Protocol
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from iufbench.errors import ConfigError
 from iufbench.records import RunDir
 from iufbench.sweep.cluster import check_resources, connect, worker_env
 from iufbench.sweep.merge import base_record, merge
-from iufbench.sweep.plan import PAIRS, WORKER_FILE, Pair, SweepOptions, SweepPlan, lay_out, plan_sweep
+from iufbench.sweep.plan import (WORKER_FILE, Pair, ProtocolPlan, SweepOptions, SweepPlan, lay_out, longest_first,
+                                 plan_sweep)
 
 
 @dataclass
@@ -32,15 +34,46 @@ class SweepResult:
     failed: dict[str, str]  # "<protocol> <method>/seed<k>" -> its error
 
 
-def sweep(opts: SweepOptions) -> SweepResult:
-    """Run every (protocol, method, seed) pair of `opts` as a Ray task; bad input fails before Ray starts."""
-    plan = plan_sweep(opts)
+class Reporter(Protocol):
+    """What the driver shows while it works: `iufbench sweep`'s pair bar and lines (`PairLines`), or
+    `iufbench run --jobs`' step lines (`iufbench.sweep.jobs`)."""
+
+    def merged(self, p: ProtocolPlan, record: RunRecord, matrix: pd.DataFrame) -> None: ...
+
+    def pair_done(self, pair: Pair, error: str | None, n: int, total: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PairLines:
+    """`iufbench sweep`: one bar of pairs done on a terminal, one line per finished pair."""
+
+    def __init__(self, total: int, done: int, progress: bool) -> None:
+        self.bar = tqdm(total=total, initial=done, unit="pair", desc="sweep", disable=not progress)
+        if done:
+            self.bar.write(f"resuming: {done} of {total} pairs already finished")
+
+    def merged(self, p: ProtocolPlan, record: RunRecord, matrix: pd.DataFrame) -> None:
+        """The pair lines need nothing from a merge."""
+
+    def pair_done(self, pair: Pair, error: str | None, n: int, total: int) -> None:
+        self.bar.update()
+        self.bar.write(_line(pair, error, n, total))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def sweep(opts: SweepOptions, reporter: Reporter | None = None, plan: SweepPlan | None = None) -> SweepResult:
+    """Run every (protocol, method, seed) pair of `opts` as a Ray task; bad input fails before Ray
+    starts. `plan`: `plan_sweep(opts)` when the caller made it already (`run --jobs`)."""
+    plan = plan or plan_sweep(opts)
     offline = all(p.protocol.backbone.weights != "hub" for p in plan.protocols)
-    started_here = connect(opts.ray_address)
+    started_here = connect(opts.ray_address, opts.local_cpus)
     try:
         check_resources(opts.cpus_per_job, opts.gpus_per_job)
-        with _only_driver(opts.out_dir):
-            return _drive(plan, offline)
+        with _only_driver(plan.lock_folder, opts.out_dir):
+            return _drive(plan, offline, reporter)
     finally:
         if started_here:
             import ray  # noqa: PLC0415
@@ -49,9 +82,8 @@ def sweep(opts: SweepOptions) -> SweepResult:
 
 
 @contextmanager
-def _only_driver(out_dir: Path) -> Iterator[None]:
+def _only_driver(folder: Path, out_dir: Path) -> Iterator[None]:
     """Two drivers merging into one DIR would overwrite each other's records: the second is refused."""
-    folder = out_dir / PAIRS
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "a") as fh:
         try:
@@ -61,7 +93,7 @@ def _only_driver(out_dir: Path) -> Iterator[None]:
         yield
 
 
-def _drive(plan: SweepPlan, offline: bool) -> SweepResult:
+def _drive(plan: SweepPlan, offline: bool, reporter: Reporter | None) -> SweepResult:
     import ray  # noqa: PLC0415
     from ray.exceptions import RayError  # noqa: PLC0415
 
@@ -71,20 +103,26 @@ def _drive(plan: SweepPlan, offline: bool) -> SweepResult:
     lay_out(plan)
     bases = {p.name: base_record(plan, p) for p in plan.protocols}
     started = time.time()
-    todo = [pair for pair in plan.pairs if not pair.finished()]
+    todo = longest_first([pair for pair in plan.pairs if not pair.finished()])
     task = run_pair.options(num_cpus=opts.cpus_per_job, num_gpus=opts.gpus_per_job, max_retries=opts.max_retries,
                             runtime_env=worker_env(opts.cpus_per_job, offline))
     refs = {task.remote(pair.plan.protocol, plan.run_options(pair), opts.cpus_per_job): pair for pair in todo}
     failed: dict[str, tuple[Pair, str]] = {}  # pair label -> (pair, error)
     n_done = len(plan.pairs) - len(todo)
-    bar = tqdm(total=len(plan.pairs), initial=n_done, unit="pair", desc="sweep", disable=not opts.progress)
-    if n_done:
-        bar.write(f"resuming: {n_done} of {len(plan.pairs)} pairs already finished")
+    view = reporter or PairLines(len(plan.pairs), n_done, opts.progress)
+
+    merged_state: dict[str, Any] = {}  # protocol -> what its last merge read: an unchanged protocol is not merged
 
     def merge_all(final: bool) -> None:
         for p in plan.protocols:
             running = {pair.key for pair in refs.values() if pair.plan is p and _started_since(pair, started)}
-            merge(p, bases[p.name], running, {q.key: e for q, e in failed.values() if q.plan is p}, final)
+            errors = {q.key: e for q, e in failed.values() if q.plan is p}
+            state = (_records_written(p), sorted(running), sorted(errors))
+            if state == merged_state.get(p.name) and not final:
+                continue
+            merged_state[p.name] = state
+            record, matrix = merge(p, bases[p.name], running, errors, final)
+            view.merged(p, record, matrix)
 
     merge_all(final=False)  # the records exist from the start: `iufbench status` works at once
     try:
@@ -99,13 +137,17 @@ def _drive(plan: SweepPlan, offline: bool) -> SweepResult:
                 if error is not None:
                     failed[pair.label] = (pair, error)
                 n_done += 1
-                bar.update()
-                bar.write(_line(pair, error, n_done, len(plan.pairs)))
+                view.pair_done(pair, error, n_done, len(plan.pairs))
             merge_all(final=False)
     finally:  # also on Ctrl-C: the records say how far the sweep got ("interrupted")
-        bar.close()
         merge_all(final=True)
+        view.close()
     return SweepResult([p.run_dir for p in plan.protocols], {label: e for label, (_, e) in failed.items()})
+
+
+def _records_written(p: ProtocolPlan) -> list[tuple[str, int]]:
+    """When each pair's record.json was last written (the engine writes it after every step)."""
+    return [(f.parent.name, f.stat().st_mtime_ns) for f in sorted(p.pairs_dir.glob("*/record.json"))]
 
 
 def _started_since(pair: Pair, since: float) -> bool:
@@ -127,6 +169,6 @@ def _line(pair: Pair, error: str | None, n: int, total: int) -> str:
             f"{dt.timedelta(seconds=round(seconds))} on {worker['host']}{retried}")
 
 
-def format_failures(result: SweepResult) -> str:
-    return f"{len(result.failed)} pair(s) failed: " + "; ".join(f"{k}: {e}" for k, e in result.failed.items())
+def format_failures(failed: dict[str, str]) -> str:
+    return f"{len(failed)} pair(s) failed: " + "; ".join(f"{k}: {e}" for k, e in failed.items())
 

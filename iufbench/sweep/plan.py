@@ -1,11 +1,15 @@
 """A sweep's plan: every input checked, and the directory layout, before Ray or a file is touched.
 
 DIR/<protocol>/            the run directory `report`, `plot`, `check`, `status` read (record.json,
-                           matrix.csv, summary.csv, maps/, checkpoints/), written by the driver alone
+                           matrix.csv, summary.csv, losses.csv, maps/, checkpoints/), written by the
+                           driver alone
 DIR/.pairs/<protocol>/<method>-seed<k>/
                            one engine run per pair, written by its Ray task alone; its `maps` and
                            `checkpoints` are links into DIR/<protocol>/, so a pair's checkpoints are
                            stored once, where `iufbench run --resume` would look for them
+
+`iufbench run --jobs N` is a one-protocol sweep laid out as a run: DIR/<run-id>/ with its pairs
+inside it, DIR/<run-id>/.pairs/<method>-seed<k>/ (`SweepOptions.run_id`).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from iufbench import engine
 from iufbench.config import overrides_for
 from iufbench.errors import ConfigError
 from iufbench.method_sets import expand_methods
+from iufbench.methods import METHODS
 from iufbench.protocols import Protocol, load_protocol, resolve_objects
 from iufbench.records import RunDir, pair_key
 from iufbench.runtime import pick_precision
@@ -32,7 +37,7 @@ WORKER_FILE = "worker.json"  # in a pair directory: the host and process on it, 
 class SweepOptions:
     """What `iufbench sweep` was asked for; `methods` may hold set names and `all`."""
 
-    protocols: list[str]
+    protocols: list[str | Protocol]  # names or .yaml paths; `run --jobs` passes the protocol it loaded
     methods: list[str]
     seeds: list[int]
     out_dir: Path
@@ -50,6 +55,11 @@ class SweepOptions:
     resume: bool = False
     progress: bool = True
     poll_seconds: float = 5.0  # how often the driver merges finished steps into DIR/<protocol>/
+    local_cpus: int | None = None  # cores of a Ray started here (None: all of this machine's)
+    run_id: str | None = None  # `run --jobs`: the one protocol's run directory is DIR/<run_id>/, pairs inside it
+    flip_auroc: bool = False
+    keep_all_checkpoints: bool = False
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,9 @@ class ProtocolPlan:
     protocol: Protocol
     configs: dict[str, dict[str, Any]]
     precision: str
-    out_dir: Path
+    run_path: Path  # DIR/<protocol>/, or DIR/<run-id>/ for `run --jobs`
+    pairs_dir: Path  # DIR/.pairs/<protocol>/, or DIR/<run-id>/.pairs/
+    flip_auroc: bool = False
 
     @property
     def name(self) -> str:
@@ -67,17 +79,14 @@ class ProtocolPlan:
 
     @property
     def run_dir(self) -> RunDir:
-        return RunDir(self.out_dir / self.name)
-
-    @property
-    def pairs_dir(self) -> Path:
-        return self.out_dir / PAIRS / self.name
+        return RunDir(self.run_path)
 
     def pair_dir(self, method: str, seed: int) -> RunDir:
         return RunDir(self.pairs_dir / f"{method}-seed{seed}")
 
     def config_hash(self, methods: list[str]) -> str:
-        return engine._config_hash({m: self.configs[m] for m in methods}, self.protocol, False, self.precision)
+        return engine._config_hash({m: self.configs[m] for m in methods}, self.protocol, self.flip_auroc,
+                                   self.precision)
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,11 @@ class SweepPlan:
     def pairs(self) -> list[Pair]:
         return [Pair(p, m, s) for p in self.protocols for m in self.methods for s in self.options.seeds]
 
+    @property
+    def lock_folder(self) -> Path:
+        """Where the driver's lock lives: DIR/.pairs (a sweep) or DIR/<run-id>/.pairs (`run --jobs`)."""
+        return self.protocols[0].pairs_dir if self.options.run_id else self.options.out_dir / PAIRS
+
     def run_options(self, pair: Pair) -> engine.RunOptions:
         """The engine's options for one pair: the overrides that apply to its method (the plan checked
         that each applies to some method), its own run directory, and always resume (a retried task
@@ -121,7 +135,22 @@ class SweepPlan:
         return engine.RunOptions(methods=[pair.method], seeds=[pair.seed], schedule=o.schedule,
                                  overrides=overrides_for(pair.method, o.overrides), device=self.device, out_dir=pair.dir.path.parent,
                                  run_id=pair.dir.path.name, resume=True, progress=False, precision=o.precision,
-                                 compile=o.compile)
+                                 compile=o.compile, flip_auroc=o.flip_auroc, tensorboard=o.tensorboard,
+                                 keep_all_checkpoints=o.keep_all_checkpoints)
+
+
+def longest_first(pairs: list[Pair]) -> list[Pair]:
+    """Pairs in the order to start them, the longest expected first, so that few cores are not left
+    waiting on one long pair at the end: methods that train on images (a network on pixels, not on
+    cached features), then those that also train on old data, then by their epochs over all tasks
+    (memory banks, without epochs, last); ties keep the given order."""
+    def expected(pair: Pair) -> tuple[bool, bool, bool, int]:
+        cls = METHODS.get(pair.method)
+        epochs = pair.plan.configs[pair.method].get("train", {}).get("epochs", [])
+        total = sum(epochs) if isinstance(epochs, list) else 0
+        return cls.inputs == "images", total > 0, cls.uses_old_data(), total
+
+    return sorted(pairs, key=expected, reverse=True)
 
 
 def _job_device(opts: SweepOptions) -> str:
@@ -151,7 +180,9 @@ def _check_numbers(opts: SweepOptions) -> None:
 
 def _load_protocols(opts: SweepOptions) -> list[Protocol]:
     """Each protocol gets the --root entries naming its own sources; an entry naming no source of
-    any protocol is a typo and fails."""
+    any protocol is a typo and fails. A protocol given loaded (`run --jobs`) is taken as it is."""
+    if all(isinstance(p, Protocol) for p in opts.protocols):
+        return list(opts.protocols)
     sources = {name: set(load_protocol(name, require_roots=False).sources) for name in opts.protocols}
     unknown = set(opts.roots) - set().union(*sources.values())
     if unknown:
@@ -175,10 +206,13 @@ def plan_sweep(opts: SweepOptions) -> SweepPlan:
     plans = []
     for protocol in _load_protocols(opts):
         configs, _, _ = engine.prepare(protocol, engine.RunOptions(
-            methods=methods, seeds=opts.seeds, schedule=opts.schedule, overrides=opts.overrides, device="cpu"))
+            methods=methods, seeds=opts.seeds, schedule=opts.schedule, overrides=opts.overrides, device="cpu",
+            tensorboard=opts.tensorboard))
         precision = pick_precision(opts.precision, torch.device(device))
         resolve_objects(protocol)  # data on disk (synthetic sources are generated here, once)
-        plans.append(ProtocolPlan(protocol, configs, precision, opts.out_dir))
+        run_path = opts.out_dir / (opts.run_id or protocol.name)
+        pairs_dir = run_path / PAIRS if opts.run_id else opts.out_dir / PAIRS / protocol.name
+        plans.append(ProtocolPlan(protocol, configs, precision, run_path, pairs_dir, opts.flip_auroc))
     plan = SweepPlan(opts, plans, methods, device)
     for p in plans:
         _check_existing(p, plan, opts.resume)
@@ -187,10 +221,13 @@ def plan_sweep(opts: SweepOptions) -> SweepPlan:
 
 def _check_existing(p: ProtocolPlan, plan: SweepPlan, resume: bool) -> None:
     exists = p.run_dir.exists() or p.pairs_dir.exists()
+    as_run = plan.options.run_id is not None
     if exists and not resume:
-        raise ConfigError(f"{p.run_dir.path} exists; pass --resume to continue that sweep, or another --out")
+        raise ConfigError(f"run {p.run_dir.path} exists; pass --resume to continue it, or another --run-id" if as_run
+                          else f"{p.run_dir.path} exists; pass --resume to continue that sweep, or another --out")
     if p.run_dir.exists() and not p.pairs_dir.is_dir():
-        raise ConfigError(f"{p.run_dir.path} was written by `iufbench run`, not a sweep; use another --out")
+        raise ConfigError(f"run {p.run_dir.path} ran its pairs one after the other; resume it with --jobs 1" if as_run
+                          else f"{p.run_dir.path} was written by `iufbench run`, not a sweep; use another --out")
     for pair in (q for q in plan.pairs if q.plan is p and q.dir.exists()):
         stored = pair.dir.read_record()
         if stored.config_hash != p.config_hash([pair.method]):
@@ -202,9 +239,10 @@ def _check_existing(p: ProtocolPlan, plan: SweepPlan, resume: bool) -> None:
 
 def lay_out(plan: SweepPlan) -> None:
     """The directories of every pair, with their `maps` and `checkpoints` linked into the protocol's run directory."""
+    shared_folders = ("maps", "checkpoints", "tensorboard") if plan.options.tensorboard else ("maps", "checkpoints")
     for pair in plan.pairs:
         pair.dir.path.mkdir(parents=True, exist_ok=True)
-        for shared in ("maps", "checkpoints"):
+        for shared in shared_folders:
             target = pair.plan.run_dir.path / shared
             target.mkdir(parents=True, exist_ok=True)
             link = pair.dir.path / shared

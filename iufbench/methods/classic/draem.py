@@ -5,6 +5,9 @@ Perlin-noise anomalies and a discriminative network segments them. Each incremen
 training the same networks on the new objects only (the IUF paper's Table 1 setting), so it forgets.
 Offline, the anomaly textures come from the Perlin noise itself (anomalib's generator without a
 texture folder); `draem.textures` may point at the DTD folder to use DRAEM's original sources.
+The networks and their inputs are kept channels-last: on the CPU oneDNN then convolves them
+directly instead of reordering every NCHW tensor around every convolution (faster training and
+scoring at the demo's 128 px: docs/performance.md, benchmarks/channels_last.py).
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ class Draem(Method):
         from iufbench.methods.classic.anomalib_bridge import DraemLoss, PerlinAnomalyGenerator, draem_model  # noqa: PLC0415
 
         cfg = config["draem"]
-        self.model = draem_model(int(cfg["reconstructive_width"]), int(cfg["discriminative_width"])).to(ctx.device)
+        self.model = draem_model(int(cfg["reconstructive_width"]), int(cfg["discriminative_width"])).to(
+            ctx.device, memory_format=torch.channels_last)
         self.augmenter = PerlinAnomalyGenerator(anomaly_source_path=cfg.get("textures"),
                                                 blend_factor=tuple(cfg["beta"]))
         self.criterion = DraemLoss().to(ctx.device)
@@ -43,7 +47,7 @@ class Draem(Method):
         def step(idx: torch.Tensor) -> torch.Tensor:
             clean = images[idx].float().div_(255.0)
             augmented, mask = self.augmenter(clean)
-            reconstruction, prediction = self.model(augmented)
+            reconstruction, prediction = self.model(augmented.contiguous(memory_format=torch.channels_last))
             return descend(self.criterion(clean, reconstruction, mask, prediction), optimizer)
 
         loss = run_epochs(task, len(images), epochs, int(train["batch_size"][task.step]), step, scheduler,
@@ -53,7 +57,7 @@ class Draem(Method):
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> Scores:
         self.model.eval()
-        out = self.model(images.to(self.ctx.device).float().div_(255.0))
+        out = self.model(images.to(self.ctx.device).float().div_(255.0).contiguous(memory_format=torch.channels_last))
         return Scores(image=out.pred_score.float().cpu(), maps=out.anomaly_map.float().cpu())
 
     def state_dict(self) -> dict[str, Any]:

@@ -53,9 +53,9 @@ def test_jobs_2_equals_jobs_1_cell_for_cell_with_the_same_files_and_lines(
                  "maps/patchcore-seed1.npz", "checkpoints/uniad/seed1/step1.pt"):
         assert (par.path / name).is_file(), name
     record = par.read_record()
-    assert record["status"] == "complete" and record["run_id"] == "par"
-    assert sorted(record["finished"]) == sorted(record["queue"]) == sorted(seq.read_record()["queue"])
-    assert record["traits"] == seq.read_record()["traits"]
+    assert record.status == "complete" and record.run_id == "par"
+    assert sorted(record.finished) == sorted(record.queue) == sorted(seq.read_record().queue)
+    assert record.traits == seq.read_record().traits
     # the same table, and one line per finished step and pair (in the order they finished)
     assert seq_out.split("results in")[1].split("\n", 1)[1] == par_out.split("results in")[1].split("\n", 1)[1]
     steps = sorted(STEP_LINE.match(line).groups() for line in par_out.splitlines() if STEP_LINE.match(line))
@@ -80,7 +80,7 @@ def test_a_failing_pair_is_named_the_others_finish_and_the_exit_code_is_1(
     err = capsys.readouterr().err
     assert "iufbench: run: 1 pair(s) failed: uniad/seed0: TrainingError" in err
     record = RunDir(tmp_path / "bad").read_record()
-    assert record["status"].startswith("failed: uniad/seed0") and record["finished"] == ["patchcore/seed0"]
+    assert record.status.startswith("failed: uniad/seed0") and record.finished == ["patchcore/seed0"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -106,8 +106,8 @@ def test_auto_is_one_job_per_core_on_the_cpu_for_two_or_more_pairs(tmp_path: Pat
     assert resolve_jobs("auto", "cpu", 1, fresh, resume=False) == 1
     assert resolve_jobs("3", "cpu", 21, fresh, resume=False) == 3
     (tmp_path / "old" / PAIRS).mkdir(parents=True)
-    RunDir(tmp_path / "old").write_record({})
-    assert resolve_jobs("auto", "cpu", 1, RunDir(tmp_path / "old"), resume=True) == 2  # started in parallel
+    RunDir(tmp_path / "old").record_path.write_text("{}")  # a run started in parallel: only its layout counts
+    assert resolve_jobs("auto", "cpu", 1, RunDir(tmp_path / "old"), resume=True) == 2
 
 
 def test_the_longest_pairs_start_first(tiny_protocol: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from iufbench.errors import ConfigError
 from iufbench.protocols import Protocol, resolve_objects
 from iufbench.records import RunDir, split_pair_key
 from iufbench.run_progress import RunProgress, choose_mode
+from iufbench.runtime import pick_device
 from iufbench.sweep.driver import sweep
 from iufbench.sweep.plan import PAIRS, Pair, ProtocolPlan, SweepOptions, plan_sweep
 
@@ -40,7 +41,7 @@ def resolve_jobs(requested: str, device: str, pairs: int, run_dir: RunDir, resum
     pairs, else 1; a resumed run keeps the way it was started (one process, or pairs in parallel)."""
     if requested != "auto" and not (requested.isdigit() and int(requested) >= 1):
         raise ConfigError(f"--jobs must be auto or a whole number >= 1, got '{requested}'")
-    on_cpu = engine.pick_device(device).type == "cpu"
+    on_cpu = pick_device(device).type == "cpu"
     existing = resume and run_dir.exists()
     if requested == "auto":
         if existing:
